@@ -1,0 +1,75 @@
+"""Converting user images (ComfyUI IMAGE layout) to model input and back.
+
+User-facing layout: float ``[H, W, C]`` or ``[B, H, W, C]`` in ``[0, 1]`` (ComfyUI's IMAGE), as a torch
+tensor or numpy array. Model layout: float ``[B, 3, S, S]``.
+
+Policy: 1 channel is repeated to RGB, 4 (RGBA) drops alpha; other channel counts are refused. Values
+more than 1e-3 outside ``[0, 1]`` are refused (uint8 data must be divided by 255 first); tiny
+excursions are clamped. Frames of any size are resized to the model size ``S x S`` with antialiased
+bilinear interpolation (torch ``interpolate(..., antialias=True)``); non-square frames are stretched,
+as the release does — crop first to keep the aspect ratio.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+__all__ = ["InputError", "to_model_layout", "to_user_layout", "resize_frames"]
+
+
+class InputError(ValueError):
+    """An image argument has the wrong rank, channel count, dtype or value range."""
+
+
+def to_model_layout(images, *, name: str, device: torch.device | str, dtype: torch.dtype,
+                    size: int | None = None, single: bool = False) -> torch.Tensor:
+    """``[H,W,C]`` / ``[B,H,W,C]`` user images -> ``[B,3,S,S]`` model input.
+
+    Args:
+        images: tensor or ndarray in ``[0,1]``.
+        name: argument name used in error messages.
+        size: model size ``S`` to resize to (``None`` keeps the size).
+        single: require exactly one image (``[H,W,C]`` or ``[1,H,W,C]``).
+    """
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise InputError(f"{name}: expected a tensor or array, got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise InputError(f"{name}: expected [H,W,C] or [B,H,W,C], got shape {tuple(images.shape)}")
+    if single and images.shape[0] != 1:
+        raise InputError(f"{name}: expected one image, got a batch of {images.shape[0]}")
+    if images.shape[0] == 0:
+        raise InputError(f"{name}: the image batch is empty")
+    c = images.shape[-1]
+    if c not in (1, 3, 4):
+        raise InputError(f"{name}: expected 1, 3 or 4 channels (last axis), got {c} (shape {tuple(images.shape)})")
+    if not images.is_floating_point():
+        raise InputError(f"{name}: expected float values in [0,1], got dtype {images.dtype} (divide by 255)")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < -1e-3 or hi > 1 + 1e-3 or not np.isfinite([lo, hi]).all():
+        raise InputError(f"{name}: values must lie in [0,1], got range [{lo:.4g}, {hi:.4g}]")
+    x = images[..., :3] if c == 4 else (images.expand(*images.shape[:-1], 3) if c == 1 else images)
+    x = rearrange(x, "b h w c -> b c h w").to(device=device, dtype=dtype).clamp(0, 1)
+    if size is not None:
+        x = resize_frames(x, size)
+    return x.contiguous()
+
+
+def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of ``[B,C,H,W]`` to ``size`` (int = square); no-op when equal."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(frames.shape[2:]) == hw:
+        return frames
+    dtype = frames.dtype
+    out = F.interpolate(frames.float(), size=hw, mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0, 1).to(dtype)
+
+
+def to_user_layout(frames: torch.Tensor) -> torch.Tensor:
+    """``[B,C,H,W]`` -> ``[B,H,W,C]`` float32 on CPU (ComfyUI IMAGE)."""
+    return rearrange(frames, "b c h w -> b h w c").float().cpu().contiguous()
