@@ -160,10 +160,13 @@ def infer_model_config(groups: dict[str, dict[str, torch.Tensor]], *, image_size
             scale = 1 / (2 * sigma + 1)
         else:
             scale = 1.0
+        small = "fg_encoder.layer1.0.conv1.weight" not in kp
         n_occ = len({k.split(".")[1] for k in dm if k.startswith("occlusion.")})
         avd = groups.get("avd_network", {})
         cfg = ModelConfig(
             num_tps=num_tps, num_channels=inp["final.weight"].shape[0], bg="bg_predictor" in groups,
+            backbone="small" if small else "resnet18",
+            backbone_width=kp["fg_encoder.conv1.weight"].shape[0] if small else 16,
             multi_mask=n_occ > 1, gen_block_expansion=gen_be, gen_max_features=gen_max,
             gen_num_down_blocks=n_down, dm_block_expansion=dm_be, dm_max_features=dm_max, dm_num_blocks=n_blocks,
             scale_factor=scale,

@@ -42,6 +42,9 @@ class ModelConfig:
     num_channels: int = 3
     bg: bool = True
     multi_mask: bool = True
+    # keypoint detector / background predictor encoder: "resnet18" (release) or "small" (compact)
+    backbone: str = "resnet18"
+    backbone_width: int = 16
     # inpainting network ("generator_params")
     gen_block_expansion: int = 64
     gen_max_features: int = 512
@@ -71,10 +74,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("num_tps", "num_channels", "gen_block_expansion", "gen_max_features",
                      "gen_num_down_blocks", "dm_block_expansion", "dm_max_features", "dm_num_blocks",
-                     "avd_id_bottle_size", "avd_pose_bottle_size", "image_size"):
+                     "avd_id_bottle_size", "avd_pose_bottle_size", "image_size", "backbone_width"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
+        if self.backbone not in ("resnet18", "small"):
+            raise ConfigError(f"model config: backbone must be 'resnet18' or 'small', got {self.backbone!r}")
         s = self.scale_factor
         if not (0 < s <= 1) or abs(math.log2(s) - round(math.log2(s))) > 1e-9:
             raise ConfigError(f"model config: scale_factor must be a power of 1/2 (1, 0.5, 0.25, ...), got {s!r}")

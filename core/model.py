@@ -40,7 +40,8 @@ class TPSMM(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.kp_detector = KPDetector(num_tps=c.num_tps, num_channels=c.num_channels)
+        self.kp_detector = KPDetector(num_tps=c.num_tps, num_channels=c.num_channels, backbone=c.backbone,
+                                      width=c.backbone_width)
         self.dense_motion_network = DenseMotionNetwork(
             num_tps=c.num_tps, num_channels=c.num_channels, block_expansion=c.dm_block_expansion,
             num_blocks=c.dm_num_blocks, max_features=c.dm_max_features, scale_factor=c.scale_factor,
@@ -48,7 +49,8 @@ class TPSMM(nn.Module):
         self.inpainting_network = InpaintingNetwork(
             num_channels=c.num_channels, block_expansion=c.gen_block_expansion, max_features=c.gen_max_features,
             num_down_blocks=c.gen_num_down_blocks, multi_mask=c.multi_mask)
-        self.bg_predictor = BGMotionPredictor(num_channels=c.num_channels) if (
+        self.bg_predictor = BGMotionPredictor(num_channels=c.num_channels, backbone=c.backbone,
+                                              width=c.backbone_width) if (
             c.bg if with_bg is None else with_bg) else None
         self.avd_network = AVDNetwork(num_tps=c.num_tps, id_bottle_size=c.avd_id_bottle_size,
                                       pose_bottle_size=c.avd_pose_bottle_size) if with_avd else None

@@ -168,3 +168,12 @@ def test_config_mismatch_between_config_and_checkpoint(tmp_path):
     from tpsmm.core.config import Config
     with pytest.raises(CheckpointError, match="shape mismatch"):
         convert_official(src, str(tmp_path / "o.safetensors"), config=Config(model=other))
+
+
+def test_small_backbone_round_trip_and_inference(tmp_path):
+    model = make_tiny_model(backbone="small", backbone_width=8)
+    src = _official(model, tmp_path / "small.pth.tar")
+    assert infer_model_config(read_official(src), image_size=64) == model.config
+    out = tmp_path / "small.safetensors"
+    save_checkpoint(model, str(out))
+    assert torch.equal(_run(load_model(str(out))), _run(model))

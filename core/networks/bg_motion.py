@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import nn
-from torchvision.models import resnet18
+
+from .backbone import make_backbone
 
 __all__ = ["BGMotionPredictor"]
 
@@ -12,16 +13,14 @@ __all__ = ["BGMotionPredictor"]
 class BGMotionPredictor(nn.Module):
     """``(source, driving)`` ``[B,3,H,W]`` each -> ``[B,3,3]`` homogeneous affine matrix.
 
-    A ResNet-18 (``bg_encoder``) on the 6-channel concatenation ``[source, driving]``; its ``fc``
+    A ResNet-18 (``bg_encoder``; or the compact ``small`` backbone) on the 6-channel concatenation ``[source, driving]``; its ``fc``
     outputs the top two rows of the matrix (initialised to the identity), the third row is ``(0,0,1)``.
     The matrix maps driving-frame (x, y, 1) to source-frame coordinates.
     """
 
-    def __init__(self, *, num_channels: int = 3) -> None:
+    def __init__(self, *, num_channels: int = 3, backbone: str = "resnet18", width: int = 16) -> None:
         super().__init__()
-        self.bg_encoder = resnet18(weights=None)
-        self.bg_encoder.conv1 = nn.Conv2d(2 * num_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bg_encoder.fc = nn.Linear(self.bg_encoder.fc.in_features, 6)
+        self.bg_encoder = make_backbone(backbone, in_channels=2 * num_channels, out_features=6, width=width)
         with torch.no_grad():
             self.bg_encoder.fc.weight.zero_()
             self.bg_encoder.fc.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]))

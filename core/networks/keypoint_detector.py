@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 from torch import nn
-from torchvision.models import resnet18
+
+from .backbone import make_backbone
 
 __all__ = ["KPDetector"]
 
@@ -12,18 +13,16 @@ __all__ = ["KPDetector"]
 class KPDetector(nn.Module):
     """``[B,3,H,W]`` image in ``[0,1]`` -> ``[B, 5K, 2]`` keypoints (x, y) in ``(-1, 1)``.
 
-    A randomly initialised torchvision ResNet-18 (``fg_encoder``) whose ``fc`` outputs ``10 K`` logits;
+    An encoder (``fg_encoder``: torchvision ResNet-18 as released, or the compact ``small`` backbone)
+    whose ``fc`` outputs ``10 K`` logits;
     ``sigmoid * 2 - 1`` maps them to coordinates, interleaved x, y per keypoint. Any input size works
     (adaptive pooling). Keypoint ``5k + i`` is control point ``i`` of TPS group ``k``.
     """
 
-    def __init__(self, *, num_tps: int, num_channels: int = 3) -> None:
+    def __init__(self, *, num_tps: int, num_channels: int = 3, backbone: str = "resnet18", width: int = 16) -> None:
         super().__init__()
         self.num_tps = num_tps
-        self.fg_encoder = resnet18(weights=None)
-        if num_channels != 3:
-            self.fg_encoder.conv1 = nn.Conv2d(num_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.fg_encoder.fc = nn.Linear(self.fg_encoder.fc.in_features, num_tps * 5 * 2)
+        self.fg_encoder = make_backbone(backbone, in_channels=num_channels, out_features=num_tps * 5 * 2, width=width)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         logits = self.fg_encoder(image)
