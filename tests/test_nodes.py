@@ -1,0 +1,214 @@
+"""ComfyUI node pack: schemas by ComfyUI's rules, and every node function on a tiny random model (no ComfyUI)."""
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_model
+
+import tpsmm
+from tpsmm.core.checkpoint import save_checkpoint
+from tpsmm.core.crop import CropBox
+from tpsmm.core.structures import Keypoints, Motion
+from tpsmm.core.video import VideoWriter
+from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
+from tpsmm.tpsmm_nodes import NODE_DISPLAY_NAME_MAPPINGS as NAMES
+from tpsmm.tpsmm_nodes import comfy_compat
+from tpsmm.tpsmm_nodes.headless_nodes import HEADLESS_NODES, HeadlessVideo
+from tpsmm.tpsmm_nodes.runtime import LoadedModel
+
+OPTION_KEYS = {"default", "min", "max", "step", "round", "display", "tooltip", "forceInput", "lazy", "rawLink",
+               "multiline", "placeholder", "label_on", "label_off", "control_after_generate", "options",
+               "image_upload", "video_upload", "dynamicPrompts", "socketless", "widgetType"}
+
+
+def call(node_id, **kwargs):
+    cls = NODES[node_id]
+    return getattr(cls(), cls.FUNCTION)(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    save_checkpoint(make_tiny_model(), str(d / "tiny.safetensors"))
+    (d / "sub").mkdir()
+    save_checkpoint(make_tiny_model(seed=1), str(d / "sub" / "other.safetensors"))
+    (d / "notes.txt").write_text("not a model")
+    return d
+
+
+@pytest.fixture
+def model(models_dir, monkeypatch) -> LoadedModel:
+    monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
+    return call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="auto", dtype="auto")[0]
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(1, 96, 96, 3, generator=g), torch.rand(5, 48, 48, 3, generator=g)
+
+
+# ------------------------------------------------------------------------------------------ schema
+@pytest.mark.parametrize("node_id", sorted(NODES) + sorted(HEADLESS_NODES))
+def test_schema_follows_comfyui_rules(node_id):
+    cls = NODES.get(node_id) or HEADLESS_NODES[node_id]
+    ours = node_id in NODES
+    types = cls.INPUT_TYPES()
+    json.dumps(types)  # /object_info must serialise it
+    assert set(types) <= {"required", "optional", "hidden"} and "required" in types
+    assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES)
+    for attr in ("RETURN_NAMES", "OUTPUT_TOOLTIPS"):
+        if ours or hasattr(cls, attr):
+            assert isinstance(getattr(cls, attr), tuple) and len(getattr(cls, attr)) == len(cls.RETURN_TYPES), attr
+    assert callable(getattr(cls, cls.FUNCTION))
+    params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
+    for section in ("required", "optional"):
+        for name, spec in types.get(section, {}).items():
+            assert isinstance(spec, tuple) and 1 <= len(spec) <= 2, name
+            kind, opts = spec[0], (spec[1] if len(spec) == 2 else {})
+            assert isinstance(kind, (str, list)) and isinstance(opts, dict), name
+            assert set(opts) <= OPTION_KEYS, (name, set(opts) - OPTION_KEYS)
+            assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
+            if section == "optional":
+                assert params[name].default is not inspect.Parameter.empty, name
+            if ours:
+                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+            if kind in ("INT", "FLOAT") and ours:
+                assert opts["min"] <= opts["default"] <= opts["max"], name
+                assert isinstance(opts["default"], int if kind == "INT" else float), name
+            if isinstance(kind, list) and "default" in opts:
+                assert opts["default"] in kind, name
+            if kind == "COMBO" and "default" in opts:
+                assert opts["default"] in opts["options"], name
+    if ours:
+        assert node_id.startswith("TPSMM_") and NAMES[node_id].startswith("TPSMM ")
+        assert cls.CATEGORY.startswith("TPSMM/") and cls.DESCRIPTION
+
+
+def test_package_imports_without_comfyui_and_exposes_mappings():
+    assert not comfy_compat.in_comfyui()
+    assert tpsmm.NODE_CLASS_MAPPINGS is NODES and set(NAMES) == set(NODES)
+    assert {"TPSMM_MODEL", "TPSMM_KEYPOINTS", "TPSMM_MOTION"} <= {t for c in NODES.values() for t in c.RETURN_TYPES}
+
+
+def test_checkpoint_dropdown_lists_model_files(models_dir, monkeypatch):
+    monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
+    options = NODES["TPSMM_LoadCheckpoint"].INPUT_TYPES()["required"]["ckpt_name"][0]
+    assert options == ["sub/other.safetensors", "tiny.safetensors"]
+
+
+# ------------------------------------------------------------------------------------------ functions
+def test_load_checkpoint(model):
+    assert isinstance(model, LoadedModel) and model.size == 64
+    assert model.device.type == "cpu" and model.dtype == torch.float32 and not model.model.training
+
+
+def test_keypoints_motion_generate_chain(model, images):
+    source, driving = images
+    before = (source.clone(), driving.clone())
+    kp_s = call("TPSMM_ExtractKeypoints", model=model, images=source, batch_size=2)[0]
+    kp_d = call("TPSMM_ExtractKeypoints", model=model, images=driving, batch_size=2)[0]
+    assert isinstance(kp_s, Keypoints) and kp_s.value.shape == (1, 10, 2) and kp_s.frames.shape == (1, 3, 64, 64)
+    assert kp_d.value.shape == (5, 10, 2) and kp_d.frames is None
+    assert kp_d.value.abs().max() <= 1
+    motion = call("TPSMM_EstimateMotion", model=model, source_keypoints=kp_s, driving_keypoints=kp_d,
+                  mode="relative", reference_frame=2, best_frame=False, strength=1.0, smoothing="off",
+                  smoothing_strength=0.5, fps=25.0)[0]
+    assert isinstance(motion, Motion) and motion.kp_driving.shape == (5, 10, 2)
+    assert torch.allclose(motion.kp_driving[2], kp_s.value[0], atol=1e-5)  # the reference frame maps onto the source
+    frames, occlusion = call("TPSMM_Generate", model=model, source=source, motion=motion, batch_size=3)
+    assert frames.shape == (5, 64, 64, 3) and occlusion.shape == (5, 64, 64)
+    assert frames.dtype == torch.float32 and 0 <= frames.min() and frames.max() <= 1
+    assert 0 <= occlusion.min() and occlusion.max() <= 1
+    assert torch.equal(source, before[0]) and torch.equal(driving, before[1])
+    all_in_one = call("TPSMM_Animate", model=model, source=source, driving=driving, mode="relative",
+                      reference_frame=2, best_frame=False, strength=1.0, smoothing="off", smoothing_strength=0.5,
+                      fps=25.0, batch_size=4, allow_stretch=False)[0]
+    torch.testing.assert_close(all_in_one, frames, atol=1e-4, rtol=0)  # other batch size: rounding
+
+
+def test_modes_strength_and_smoothing(model, images):
+    source, driving = images
+    kp_s = call("TPSMM_ExtractKeypoints", model=model, images=source, batch_size=8)[0]
+    kp_d = call("TPSMM_ExtractKeypoints", model=model, images=driving, batch_size=8)[0]
+    defaults = {"mode": "relative", "reference_frame": 0, "best_frame": False, "strength": 1.0, "smoothing": "off",
+                "smoothing_strength": 0.5, "fps": 25.0}
+
+    def est(**kw):
+        return call("TPSMM_EstimateMotion", model=model, source_keypoints=kp_s, driving_keypoints=kp_d,
+                    **{**defaults, **kw})[0]
+    assert torch.equal(est(mode="standard").kp_driving, kp_d.value)
+    assert est(mode="avd").kp_driving.shape == (5, 10, 2)
+    still = est(strength=0.0).kp_driving
+    torch.testing.assert_close(still, kp_s.value.expand(5, -1, -1))
+    smooth = est(mode="standard", smoothing="ema", smoothing_strength=0.8).kp_driving
+    assert torch.equal(smooth[0], kp_d.value[0]) and not torch.allclose(smooth[1:], kp_d.value[1:])
+    assert est(best_frame=True).kp_driving.shape == (5, 10, 2)
+
+
+def test_video_input_streams_like_the_image_batch(model, images, tmp_path):
+    _, driving = images
+    path = str(tmp_path / "drive.mp4")
+    with VideoWriter(path, fps=10) as w:
+        w.write(driving)
+    video = HeadlessVideo(path=path)
+    kp_video = call("TPSMM_ExtractKeypoints", model=model, video=video, batch_size=2)[0]
+    kp_images = call("TPSMM_ExtractKeypoints", model=model, images=video.get_components().images, batch_size=2)[0]
+    assert kp_video.value.shape == (5, 10, 2)
+    torch.testing.assert_close(kp_video.value, kp_images.value, atol=0.02, rtol=0)  # resize order differs slightly
+    source = images[0][:, :48, :48]
+    out = call("TPSMM_Animate", model=model, source=source, driving_video=video, batch_size=2)[0]
+    assert out.shape == (5, 64, 64, 3)
+
+
+def test_draw_and_visualize(model, images):
+    source, driving = images
+    kp_s = call("TPSMM_ExtractKeypoints", model=model, images=source, batch_size=8)[0]
+    kp_d = call("TPSMM_ExtractKeypoints", model=model, images=driving, batch_size=8)[0]
+    drawn = call("TPSMM_DrawKeypoints", images=driving, keypoints=kp_d, radius=2)[0]
+    assert drawn.shape == driving.shape and not torch.equal(drawn, driving)
+    assert (drawn != driving).any(dim=-1).float().mean() < 0.5  # only dots changed
+    motion = call("TPSMM_EstimateMotion", model=model, source_keypoints=kp_s, driving_keypoints=kp_d, mode="standard",
+                  reference_frame=0, best_frame=False, strength=1.0, smoothing="off", smoothing_strength=0.5,
+                  fps=25.0)[0]
+    flow, occ = call("TPSMM_VisualizeMotion", model=model, motion=motion, max_motion=0.0, batch_size=2)
+    assert flow.shape == (5, 64, 64, 3) and occ.shape == (5, 64, 64, 3)
+    assert torch.equal(occ[..., 0], occ[..., 1]) and 0 <= flow.min() and flow.max() <= 1
+    _, mask = call("TPSMM_Generate", model=model, source=source, motion=motion, batch_size=5)
+    torch.testing.assert_close(occ[..., 0], mask, atol=1e-5, rtol=0)
+
+
+def test_crop_and_paste_back(images):
+    source, _ = images
+    region, box = call("TPSMM_Crop", images=source, x=10, y=20, width=40, height=30)
+    assert region.shape == (1, 30, 40, 3) and box == CropBox(x=10, y=20, w=40, h=30)
+    assert torch.equal(region[0], source[0, 20:50, 10:50])
+    region += 1  # the crop is a copy: the input is untouched
+    assert source.max() <= 1
+    frames = torch.zeros(3, 64, 64, 3)
+    out = call("TPSMM_PasteBack", image=source, frames=frames, box=box, feather=0)[0]
+    assert out.shape == (3, 96, 96, 3)
+    assert torch.equal(out[:, 20:50, 10:50], torch.zeros(3, 30, 40, 3))
+    assert torch.equal(out[1, :20], source[0, :20]) and torch.equal(out[2, 50:], source[0, 50:])
+
+
+def test_dtype_choice_runs_half_precision_engine(models_dir, monkeypatch, images):
+    monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
+    bf16 = call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="cpu", dtype="bf16")[0]
+    fp32 = call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="cpu", dtype="fp32")[0]
+    assert bf16.dtype == torch.bfloat16 and bf16.model.dtype == torch.float32  # weights stay fp32
+    kw = dict(source=images[0], driving=images[1][:1], batch_size=1)
+    a, b = (call("TPSMM_Animate", model=m, **kw)[0] for m in (bf16, fp32))
+    assert a.dtype == torch.float32 and (a - b).abs().mean() < 0.05
+
+
+def test_video_batches_fall_back_to_components():
+    from tpsmm.tpsmm_nodes.pipeline import video_batches
+
+    frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 32, 3), dtype=np.float32))
+    chunks = list(video_batches(HeadlessVideo(images=frames, fps=10), size=64, batch_size=2))
+    assert [c.shape[0] for c in chunks] == [2, 2, 1] and torch.equal(torch.cat(chunks), frames)

@@ -1,0 +1,75 @@
+"""TPSMM Load Checkpoint: a file from ``models/tpsmm`` -> ``TPSMM_MODEL``."""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+
+from ..core.checkpoint import CheckpointError, load_model
+from . import comfy_compat as cc
+from .runtime import LoadedModel
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+log = logging.getLogger("tpsmm")
+
+
+def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
+    """``auto | cpu | gpu`` -> ``(run device, offload device)``."""
+    if choice == "cpu":
+        return torch.device("cpu"), torch.device("cpu")
+    run = cc.torch_device()
+    if choice == "gpu" and run.type == "cpu":
+        raise RuntimeError("device 'gpu': no GPU is available here (ComfyUI runs with --cpu, or CUDA is missing); "
+                           "choose 'auto' or 'cpu'")
+    return run, cc.offload_device()
+
+
+def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
+    if choice == "auto":
+        return cc.auto_dtype(device)
+    if choice == "fp16" and device.type == "cpu":
+        raise RuntimeError("dtype 'fp16' is not supported on the CPU; choose 'auto', 'fp32' or 'bf16'")
+    return DTYPES[choice]
+
+
+class LoadCheckpoint:
+    DESCRIPTION = ("Loads a TPSMM checkpoint from models/tpsmm. Official .pth.tar files load safely "
+                   "(weights only) but slower; convert them once with `tpsmm convert`.")
+    CATEGORY = "TPSMM/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = ("TPSMM_MODEL",)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded model: keypoint detector, dense motion, inpainting (and AVD if present).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "ckpt_name": (cc.list_checkpoints(), {"tooltip": "Checkpoint file in models/tpsmm (.safetensors; "
+                                                             "official .pth.tar files also load, with a warning)."}),
+            "device": (["auto", "cpu", "gpu"], {"default": "auto", "tooltip": "Where the model runs: auto = "
+                                                "ComfyUI's device, gpu = refuse to fall back to the CPU."}),
+            "dtype": (["auto", "fp32", "fp16", "bf16"], {"default": "auto", "tooltip": "Compute precision (the "
+                      "sensitive steps always run in fp32): auto = fp32 on the CPU, bf16/fp16 on capable GPUs."}),
+        }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, ckpt_name):
+        """Checked when the prompt is queued: a clear message instead of "value not in list"."""
+        try:
+            return ckpt_name is None or bool(cc.checkpoint_path(ckpt_name))
+        except FileNotFoundError as exc:
+            return str(exc)
+
+    def load(self, ckpt_name, device="auto", dtype="auto"):
+        try:
+            path = cc.checkpoint_path(ckpt_name)
+        except FileNotFoundError as exc:
+            raise CheckpointError(str(exc)) from None
+        run, offload = resolve_device(device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = load_model(path, device=offload, dtype=torch.float32)
+        for w in caught:
+            log.warning("TPSMM: %s", w.message)
+        return (LoadedModel(model=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run)),)
