@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet18
 
-__all__ = ["BACKBONES", "SmallResNet", "make_backbone"]
+__all__ = ["BACKBONES", "SmallResNet", "make_backbone", "backbone_features"]
 
 BACKBONES = ("resnet18", "small")
 
@@ -48,9 +48,21 @@ class SmallResNet(nn.Module):
         self.stages = nn.Sequential(*(_Stage(in_channels=a, out_channels=b) for a, b in zip(widths[:-1], widths[1:])))
         self.fc = nn.Linear(widths[-1], out_features)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B,C,H,W] -> [B, 8 width]`` pooled features (everything but ``fc``)."""
+        return self.stages(F.relu(self.bn1(self.conv1(x)))).mean(dim=(2, 3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(F.relu(self.bn1(self.conv1(x))))
-        return self.fc(x.mean(dim=(2, 3)))
+        return self.fc(self.features(x))
+
+
+def backbone_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features of a :func:`make_backbone` encoder, i.e. its forward without ``fc``."""
+    if isinstance(net, SmallResNet):
+        return net.features(x)
+    x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+    x = net.layer4(net.layer3(net.layer2(net.layer1(x))))
+    return torch.flatten(net.avgpool(x), 1)
 
 
 def make_backbone(name: str, *, in_channels: int, out_features: int, width: int = 16) -> nn.Module:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .backbone import make_backbone
+from ..precision import float32_region
+from .backbone import backbone_features, make_backbone
 
 __all__ = ["BGMotionPredictor"]
 
@@ -29,6 +31,9 @@ class BGMotionPredictor(nn.Module):
         if source.shape != driving.shape:
             raise ValueError(f"BGMotionPredictor: source {tuple(source.shape)} and driving "
                              f"{tuple(driving.shape)} must have the same shape")
-        rows = rearrange(self.bg_encoder(torch.cat([source, driving], dim=1)), "b (r c) -> b r c", r=2)
+        feats = backbone_features(self.bg_encoder, torch.cat([source, driving], dim=1))
+        fc = self.bg_encoder.fc
+        with float32_region(feats) as f32:   # the affine matrix in float32 under autocast
+            rows = rearrange(F.linear(f32(feats), f32(fc.weight), f32(fc.bias)), "b (r c) -> b r c", r=2)
         last = torch.tensor([0.0, 0.0, 1.0], dtype=rows.dtype, device=rows.device).expand(rows.shape[0], 1, 3)
         return torch.cat([rows, last], dim=1)

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..blocks import AntiAliasInterpolation2d, Hourglass, UpBlock2d
 from ..coords import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous
+from ..precision import float32_region
 from ..tps import tps_grid, tps_solve
 
 __all__ = ["DenseMotion", "DenseMotionNetwork", "dropout_softmax"]
@@ -85,7 +86,10 @@ class DenseMotionNetwork(nn.Module):
 
     def downsample(self, source: torch.Tensor) -> torch.Tensor:
         """``[B,C,H,W] -> [B,C,h,w]``: the anti-aliased source the motion is estimated on (cacheable)."""
-        return self.down(source) if self.scale_factor != 1 else source
+        if self.scale_factor == 1:
+            return source
+        with float32_region(source) as f32:
+            return self.down(f32(source))
 
     def transformations(self, kp_driving: torch.Tensor, kp_source: torch.Tensor, height: int, width: int,
                         bg_param: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,27 +120,30 @@ class DenseMotionNetwork(nn.Module):
         if small.shape[0] == 1 and b > 1:
             small = small.expand(b, -1, -1, -1)
         h, w = small.shape[2:]
-        heat = kp2gaussian(kp_driving, h, w, self.kp_variance) - kp2gaussian(kp_source, h, w, self.kp_variance)
-        heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1)
-        grids = self.transformations(kp_driving, kp_source, h, w, bg_param)
-        n = grids.shape[1]
-        sources = rearrange(repeat(small, "b c h w -> b n c h w", n=n), "b n c h w -> (b n) c h w")
-        deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
-        deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
+        with float32_region(small) as f32:   # heatmaps, TPS solve, grids and sampling stay in float32
+            kp_driving, kp_source, small = f32(kp_driving), f32(kp_source), f32(small)
+            heat = kp2gaussian(kp_driving, h, w, self.kp_variance) - kp2gaussian(kp_source, h, w, self.kp_variance)
+            heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1)
+            grids = self.transformations(kp_driving, kp_source, h, w, None if bg_param is None else f32(bg_param))
+            n = grids.shape[1]
+            sources = rearrange(repeat(small, "b c h w -> b n c h w", n=n), "b n c h w -> (b n) c h w")
+            deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
+            deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
         levels = self.hourglass(torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1))
         logits = self.maps(levels[-1])
-        maps = F.softmax(logits, dim=1) if dropout_p is None else dropout_softmax(logits, dropout_p, generator)
-        deformation = torch.einsum("bnhw,bnhwc->bhwc", maps, grids)
-        occlusion = []
         if self.multi_mask:
             direct = self.occlusion_num - self.up_nums
-            for i in range(direct):
-                occlusion.append(torch.sigmoid(self.occlusion[i](levels[i - direct])))
+            occ_logits = [self.occlusion[i](levels[i - direct]) for i in range(direct)]
             feat = levels[-1]
             for i, up in enumerate(self.up):
                 feat = up(feat)
-                occlusion.append(torch.sigmoid(self.occlusion[direct + i](feat)))
+                occ_logits.append(self.occlusion[direct + i](feat))
         else:
-            occlusion.append(torch.sigmoid(self.occlusion[0](levels[-1])))
+            occ_logits = [self.occlusion[0](levels[-1])]
+        with float32_region(logits) as f32:   # softmax, blending and sigmoids in float32
+            logits = f32(logits)
+            maps = F.softmax(logits, dim=1) if dropout_p is None else dropout_softmax(logits, dropout_p, generator)
+            deformation = torch.einsum("bnhw,bnhwc->bhwc", maps, grids)
+            occlusion = [torch.sigmoid(f32(o)) for o in occ_logits]
         return DenseMotion(deformation=deformation, contribution_maps=maps, occlusion=occlusion,
                            deformed_source=deformed)

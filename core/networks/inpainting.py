@@ -10,6 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from ..blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from ..precision import float32_region
 from .dense_motion import DenseMotion
 
 __all__ = ["Generated", "InpaintingNetwork", "deform"]
@@ -82,6 +83,12 @@ class InpaintingNetwork(nn.Module):
             mask = F.interpolate(mask, size=features.shape[2:], mode="bilinear", align_corners=True)
         return features * mask
 
+    def _warp_mask(self, features: torch.Tensor, deformation: torch.Tensor, occlusion: list[torch.Tensor],
+                   level: int) -> torch.Tensor:
+        """Warp ``features`` with the deformation and multiply by the level's occlusion mask (float32)."""
+        with float32_region(features) as f32:
+            return self._mask(deform(f32(features), f32(deformation)), [f32(o) for o in occlusion], level)
+
     def forward(self, source: torch.Tensor, motion: DenseMotion, *, encoded: list[torch.Tensor] | None = None,
                 with_warped_maps: bool = False) -> Generated:
         """Args:
@@ -89,28 +96,34 @@ class InpaintingNetwork(nn.Module):
             motion: dense motion for ``B`` driving frames.
             encoded: cached :meth:`encode` of ``source``.
             with_warped_maps: also return the detached warped encoder maps (warp loss).
+
+        Under autocast the convolutions run in half precision; warping, masking and the final blends
+        run in float32 (see :mod:`tpsmm.core.precision`).
         """
         enc = self.encode(source) if encoded is None else encoded
         d, occ = motion.deformation, motion.occlusion
         warped_maps: list[torch.Tensor] = []
-        out = self._mask(deform(enc[-1], d), occ, 0)
+        out = self._warp_mask(enc[-1], d, occ, 0)
         if with_warped_maps:
-            warped_maps.append(self._mask(deform(enc[-1].detach(), d), [o.detach() for o in occ], 0))
+            warped_maps.append(self._warp_mask(enc[-1].detach(), d, [o.detach() for o in occ], 0))
         skip = out
         for i in range(self.num_down_blocks):
             out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
             out = self.up_blocks[i](out)
-            skip = self._mask(deform(enc[-(i + 2)], d), occ, i + 1)
+            skip = self._warp_mask(enc[-(i + 2)], d, occ, i + 1)
             if with_warped_maps:
-                warped_maps.append(self._mask(deform(enc[-(i + 2)].detach(), d), [o.detach() for o in occ], i + 1))
+                warped_maps.append(self._warp_mask(enc[-(i + 2)].detach(), d, [o.detach() for o in occ], i + 1))
             if i < self.num_down_blocks - 1:
-                out = torch.cat([out, skip], dim=1)
-        deformed = deform(source, d)
-        last = occ[-1]
-        if last.shape[2:] != out.shape[2:]:
-            last = F.interpolate(last, size=out.shape[2:], mode="bilinear", align_corners=True)
-        out = torch.sigmoid(self.final(out * (1 - last) + skip))
-        prediction = out * (1 - last) + deformed * last
+                out = torch.cat([out, skip.to(out.dtype)], dim=1)
+        with float32_region(out) as f32:
+            deformed = deform(f32(source), f32(d))
+            last = f32(occ[-1])
+            if last.shape[2:] != out.shape[2:]:
+                last = F.interpolate(last, size=out.shape[2:], mode="bilinear", align_corners=True)
+            mixed = f32(out) * (1 - last) + skip
+        final = self.final(mixed)
+        with float32_region(final) as f32:
+            prediction = torch.sigmoid(f32(final)) * (1 - last) + deformed * last
         return Generated(prediction=prediction, deformed=deformed, warped_encoder_maps=warped_maps)
 
     def get_encode(self, driving: torch.Tensor, occlusion: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .backbone import make_backbone
+from ..precision import float32_region
+from .backbone import backbone_features, make_backbone
 
 __all__ = ["KPDetector"]
 
@@ -25,5 +27,8 @@ class KPDetector(nn.Module):
         self.fg_encoder = make_backbone(backbone, in_channels=num_channels, out_features=num_tps * 5 * 2, width=width)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        logits = self.fg_encoder(image)
-        return rearrange(torch.sigmoid(logits) * 2 - 1, "b (n c) -> b n c", c=2)
+        feats = backbone_features(self.fg_encoder, image)
+        fc = self.fg_encoder.fc
+        with float32_region(feats) as f32:   # regression head in float32 under autocast
+            logits = F.linear(f32(feats), f32(fc.weight), f32(fc.bias))
+            return rearrange(torch.sigmoid(logits) * 2 - 1, "b (n c) -> b n c", c=2)

@@ -1,0 +1,49 @@
+"""Mixed-precision policy shared by the networks.
+
+Under ``torch.autocast`` (bfloat16 / float16) the convolutions run in half precision, but some parts
+of TPSMM are numerically sensitive: the TPS solve (an 8x8 inverse), Gaussian heatmaps, sampling grids
+and ``grid_sample`` coordinates (a rounding of 1/256 is a pixel), the contribution softmax, occlusion
+sigmoids and the final blends. The networks compute those inside :func:`float32_region`, which turns
+autocast off and is a no-op when autocast is not active — so float32 inference is unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["float32_region", "autocast_active"]
+
+
+def autocast_active(device_type: str) -> bool:
+    """Whether autocast is enabled for ``device_type`` (``"cpu"``, ``"cuda"``, ...)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # older torch without the device argument
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+
+
+@contextlib.contextmanager
+def float32_region(like: torch.Tensor):
+    """Disable autocast on ``like``'s device; yields a cast function for the region's inputs.
+
+    Inside an autocast context the cast is ``Tensor.float``; outside it is the identity, so a model
+    kept in float64 or bfloat16 (without autocast) computes in its own dtype as before::
+
+        with float32_region(logits) as f32:
+            maps = torch.softmax(f32(logits), dim=1)
+    """
+    device_type = like.device.type
+    if not autocast_active(device_type):
+        yield _identity
+        return
+    with torch.autocast(device_type=device_type, enabled=False):
+        yield _to_float
+
+
+def _identity(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _to_float(t: torch.Tensor) -> torch.Tensor:
+    return t.float()
