@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 
@@ -21,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
 from .model import NETWORKS, TPSMM
 
@@ -33,20 +33,6 @@ REQUIRED = ("kp_detector", "dense_motion_network", "inpainting_network")
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, unsafe or does not match the architecture."""
-
-
-def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; the temp file is removed on any failure."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def save_checkpoint(model: TPSMM, path: str, *, config: Config | None = None,

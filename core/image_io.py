@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .atomic import atomic_write
+
 __all__ = [
     "VideoError", "IMAGE_EXTENSIONS", "load_image", "load_image_uint8", "save_image", "to_uint8_frames",
-    "resize_uint8", "list_image_files", "sibling_temp_path",
+    "resize_uint8", "list_image_files",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -144,21 +145,6 @@ def list_image_files(folder: str | os.PathLike) -> list[str]:
     return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
-def sibling_temp_path(path: str, *, directory: bool = False) -> str:
-    """Create and return a hidden temporary file (or folder) next to ``path``, same extension.
-
-    The parent folder is created if missing. The caller renames it onto ``path`` on success and
-    deletes it on failure.
-    """
-    parent, base = os.path.split(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    if directory:
-        return tempfile.mkdtemp(dir=parent, prefix=f".{base}.partial-")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{base}.partial-", suffix=os.path.splitext(base)[1])
-    os.close(fd)
-    return tmp
-
-
 _PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP",
                 ".tif": "TIFF", ".tiff": "TIFF"}
 
@@ -187,11 +173,5 @@ def save_image(path: str | os.PathLike, image: Any, *, overwrite: bool = False) 
     a = to_uint8_frames(a, name="image")
     if a.ndim != 3:
         raise ValueError(f"image: expected one [H,W,3] image, got shape {tuple(a.shape)}")
-    tmp = sibling_temp_path(path)
-    try:
-        Image.fromarray(a).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: Image.fromarray(a).save(tmp, format=fmt,
+                                                         **({"quality": 95} if fmt == "JPEG" else {})))

@@ -27,7 +27,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from .image_io import VideoError, sibling_temp_path, to_uint8_frames
+from .atomic import sibling_temp_path
+from .image_io import VideoError, to_uint8_frames
 
 __all__ = ["SUPPORTED_OUTPUTS", "output_kind", "VideoWriter"]
 

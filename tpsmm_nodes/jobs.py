@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..core.atomic import atomic_write
 from .executor import one_line
 from .graph import Override, RenderError, apply_overrides
 
@@ -112,10 +113,11 @@ def _mark_done(out_dir: str, key: str, job: Job, files: list) -> None:
     path = _record_path(out_dir, key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     rel = [os.path.relpath(os.path.abspath(p), os.path.abspath(out_dir)) for p in files]
-    tmp = f"{path}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"row": job.row, "line": job.line, "files": rel}, f)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"row": job.row, "line": job.line, "files": rel}, f)
+
+    atomic_write(path, write)
 
 
 def run_batch(prompt: dict, jobs: list[Job], render: Callable[[dict], list], *, out_dir: str, registry: dict,

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
+from ..core.atomic import atomic_write
 from .executor import RenderResult
 from .graph import RenderError
 
@@ -109,14 +110,8 @@ class ComfyClient:
                 if os.path.exists(dest):
                     raise RenderError(f"{dest}: exists already; not overwriting it with the server's output")
                 os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-                tmp = os.path.join(os.path.dirname(os.path.abspath(dest)), f".{item['filename']}.partial")
-                try:
-                    with open(tmp, "wb") as f:
-                        f.write(self._request(f"/view?{query}"))
-                    os.replace(tmp, dest)
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
+                data = self._request(f"/view?{query}")
+                atomic_write(dest, lambda tmp: _write_bytes(tmp, data))
                 result.files.append(dest)
 
     def run(self, prompt: dict, *, out_dir: str, input_dir: str = ".") -> RenderResult:
@@ -153,3 +148,8 @@ def _describe_failure(status: dict) -> str:
         if event == "execution_interrupted":
             return f"node {data.get('node_id')} ({data.get('node_type')}): interrupted on the server"
     return f"the server reports status {status.get('status_str')!r}"
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)

@@ -37,7 +37,8 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..core.image_io import VideoError, sibling_temp_path
+from ..core.atomic import atomic_write
+from ..core.image_io import VideoError
 from ..core.video_writer import VideoWriter
 from .data import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntry, _candidates, _scan, _split_names,
                    _warn_skipped, read_frames)
@@ -133,16 +134,12 @@ def _check_outputs(out_dir: str, stems: list[str], save_videos: bool, overwrite:
 
 
 def _write_json(path: str, data: dict) -> None:
-    tmp = sibling_temp_path(path)
-    try:
+    def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write)
 
 
 def _evaluate_video(model, entry: VideoEntry, stem: str, out_dir: str | None, batch_size: int, bg_net,

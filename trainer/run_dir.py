@@ -9,7 +9,8 @@ import os
 import shutil
 import sys
 
-from ..core.checkpoint import atomic_write, save_checkpoint
+from ..core.atomic import atomic_write
+from ..core.checkpoint import save_checkpoint
 from ..core.config import Config
 from .train_state import save_state
 from .visualize import loss_curve, sample_grid, save_png
