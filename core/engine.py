@@ -1,20 +1,71 @@
-"""Batched animation engine with per-source caching.
+"""Batched animation engine: per-source caching, mixed precision, channels_last, optional torch.compile.
 
 The release re-encodes the source for every driving frame. Here everything that depends only on the
-source — its keypoints, its anti-aliased downscale used by the dense motion network and the inpainting
-encoder's feature maps — is computed once per clip (:class:`SourceCache`), and driving frames are
-processed in batches. Results equal the frame-by-frame path (float32) up to float rounding.
+source — its anti-aliased downscale used by the dense motion network and the inpainting encoder's
+feature maps — is computed once per clip (:class:`SourceCache`), and driving frames are processed in
+batches.
+
+Precision. With ``dtype=torch.bfloat16`` / ``torch.float16`` the convolutions of the dense motion
+hourglass and the inpainting encoder/decoder run under ``torch.autocast``; the numerically sensitive
+parts run in float32 explicitly, outside autocast: the keypoint detector (it decides where everything
+moves: in bfloat16 its error, ~0.003 normalised units, dominated the output error — 37 dB instead of
+53 dB PSNR against float32 on the vox-256 architecture — for ~2 % of the FLOPs), Gaussian heatmaps,
+the TPS solve and sampling grids, the contribution softmax and the blended deformation, every
+``grid_sample`` (features are sampled in float32 so sub-pixel coordinates are not rounded), the
+occlusion sigmoids and the final blend. In float32 the engine computes exactly what the networks'
+own ``forward`` computes (batched == frame by frame within float rounding, ≤ 1e-4).
+
+Example::
+
+    engine = AnimationEngine(model, batch_size=8, dtype=torch.bfloat16, channels_last=True)
+    src = model.prepare(photo, name="source", single=True)             # [1,3,S,S]
+    kp_src, cache = engine.detect(src), engine.cache_source(src)
+    gen, motion = engine.render_batch(cache, kp_src, kp_new)           # kp_new [b,5K,2]
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
 
+from .coords import kp2gaussian
 from .images import to_user_layout
+from .networks.dense_motion import DenseMotion
+from .networks.inpainting import Generated, deform
 
-__all__ = ["SourceCache", "RenderedBatch", "AnimationEngine"]
+__all__ = ["SourceCache", "RenderedBatch", "AnimationEngine", "AMP_DTYPES", "inference_copy"]
+
+AMP_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def inference_copy(module: nn.Module, *, dtype: torch.dtype, channels_last: bool) -> nn.Module:
+    """A deep copy of ``module`` for fast inference; the original is left untouched.
+
+    Every ``InstanceNorm2d`` (no running statistics) becomes the mathematically identical
+    ``GroupNorm(C, C)`` with the same affine parameters and eps — unlike InstanceNorm, it keeps
+    channels_last activations in that layout instead of copying them to NCHW. Parameters are cast
+    to ``dtype`` (no per-call weight casts under autocast) and conv weights made channels_last.
+    """
+    out = copy.deepcopy(module)
+    for parent in list(out.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
+                gn = nn.GroupNorm(child.num_features, child.num_features, eps=child.eps, affine=child.affine)
+                if child.affine:
+                    gn.weight.data.copy_(child.weight.data)
+                    gn.bias.data.copy_(child.bias.data)
+                setattr(parent, name, gn.to(child.weight.device) if child.affine else gn)
+    out = out.to(dtype=dtype)
+    if channels_last:
+        out = out.to(memory_format=torch.channels_last)
+    return out.eval().requires_grad_(False)
 
 
 @dataclass
@@ -22,9 +73,9 @@ class SourceCache:
     """Source-only tensors reused for every frame.
 
     Attributes:
-        frame: ``[1,3,S,S]`` source in model layout.
-        small: ``[1,3,h,w]`` anti-aliased downscale (dense motion input).
-        encoded: inpainting encoder maps, finest first.
+        frame: ``[1,3,S,S]`` float32 source in model layout.
+        small: ``[1,3,h,w]`` float32 anti-aliased downscale (dense motion input).
+        encoded: inpainting encoder maps, finest first (float32, ready for ``grid_sample``).
     """
 
     frame: torch.Tensor
@@ -50,45 +101,191 @@ class RenderedBatch:
 
 
 class AnimationEngine:
-    """Renders a source image moved to a sequence of keypoint sets, ``batch_size`` frames at a time."""
+    """Renders a source image moved to a sequence of keypoint sets, ``batch_size`` frames at a time.
 
-    def __init__(self, model, *, batch_size: int = 8) -> None:
+    Args:
+        model: a :class:`~tpsmm.core.model.TPSMM` in eval mode.
+        batch_size: driving frames per forward pass.
+        dtype: compute dtype: ``None`` (the model's own), ``torch.float32``, ``torch.bfloat16`` or
+            ``torch.float16`` (autocast; sensitive parts stay float32, see the module docstring).
+        channels_last: feed channels_last activations (faster convolutions on most CPUs/GPUs).
+        compile: ``False``, ``True`` (``torch.compile`` with the default backend) or a backend name
+            (e.g. ``"aot_eager"``). The last partial batch is padded to ``batch_size`` so the
+            compiled graph sees one shape.
+
+    With a compute dtype other than the model's, or ``channels_last``, the engine runs on
+    :func:`inference_copy` s of the networks (the model is never modified); otherwise on the model itself.
+    """
+
+    def __init__(self, model, *, batch_size: int = 8, dtype: torch.dtype | None = None,
+                 channels_last: bool = False, compile: bool | str = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.model = model
-        self.batch_size = batch_size
+        if dtype is not None and dtype not in AMP_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(map(str, AMP_DTYPES))}, got {dtype}")
+        self.model, self.batch_size, self.channels_last = model, batch_size, channels_last
+        self.device = model.device
+        self.compute_dtype = dtype if dtype is not None else model.dtype
+        self.amp_dtype = None if self.compute_dtype == torch.float32 else self.compute_dtype
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        names = ("kp_detector", "dense_motion_network", "inpainting_network")
+        if self.compute_dtype != model.dtype or channels_last:
+            nets = {n: inference_copy(getattr(model, n), channels_last=channels_last,
+                                      dtype=torch.float32 if n == "kp_detector" else self.compute_dtype)
+                    for n in names}
+        else:
+            nets = {n: getattr(model, n) for n in names}
+        self.nets = SimpleNamespace(kp=nets["kp_detector"], dm=nets["dense_motion_network"],
+                                    inp=nets["inpainting_network"])
+        self.compiled = bool(compile)
+        self._core = self._render_core
+        if compile:
+            backend = compile if isinstance(compile, str) else "inductor"
+            self._core = torch.compile(self._render_core, backend=backend, dynamic=False)
 
+    # ----------------------------------------------------------------- precision helpers
+    def _amp(self):
+        """Autocast region for the convolutions (a no-op in float32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _fp32(self):
+        """Region forced to float32 (autocast disabled)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def _cl(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=self.memory_format) if self.channels_last else x
+
+    # ----------------------------------------------------------------- keypoints
+    @torch.no_grad()
+    def detect(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[B,3,S,S]`` model-layout frames -> ``[B,5K,2]`` float32 keypoints (always computed in float32)."""
+        kp = self.nets.kp
+        dtype = next(kp.parameters()).dtype
+        with self._fp32():
+            return kp(self._cl(frames.to(device=self.device, dtype=dtype))).float()
+
+    # ----------------------------------------------------------------- source cache
     @torch.no_grad()
     def cache_source(self, source: torch.Tensor) -> SourceCache:
-        """``[1,3,S,S]`` model-layout source -> :class:`SourceCache`."""
-        m = self.model
-        return SourceCache(frame=source, small=m.dense_motion_network.downsample(source),
-                           encoded=m.inpainting_network.encode(source))
+        """``[1,3,S,S]`` model-layout source -> :class:`SourceCache` (float32 tensors on the model's device)."""
+        source = source.to(device=self.device, dtype=torch.float32)
+        with self._fp32():
+            small = self.model.dense_motion_network.downsample(source.to(self.model.dtype)).float()
+        with self._amp():
+            encoded = self.nets.inp.encode(self._cl(source.to(self.compute_dtype)))
+        return SourceCache(frame=source, small=small, encoded=[e.float() for e in encoded])
+
+    # ----------------------------------------------------------------- one batch
+    def _dense_motion(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
+        """Mirror of ``DenseMotionNetwork.forward`` (no background, no dropout) with explicit precision."""
+        dm = self.nets.dm
+        b = kp_driving.shape[0]
+        h, w = cache.small.shape[2:]
+        with self._fp32():
+            heat = kp2gaussian(kp_driving, h, w, dm.kp_variance) - kp2gaussian(kp_source, h, w, dm.kp_variance)
+            heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1)
+            grids = dm.transformations(kp_driving, kp_source, h, w)                  # [b,K+1,h,w,2]
+            n = grids.shape[1]
+            sources = repeat(cache.small.expand(b, -1, -1, -1), "b c h w -> (b n) c h w", n=n)
+            deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
+            deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
+        x = torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1).to(self.compute_dtype)
+        with self._amp():
+            levels = dm.hourglass(self._cl(x))
+            logits = dm.maps(levels[-1])
+            occ_logits = []
+            if dm.multi_mask:
+                direct = dm.occlusion_num - dm.up_nums
+                occ_logits = [dm.occlusion[i](levels[i - direct]) for i in range(direct)]
+                feat = levels[-1]
+                for i, up in enumerate(dm.up):
+                    feat = up(feat)
+                    occ_logits.append(dm.occlusion[direct + i](feat))
+            else:
+                occ_logits = [dm.occlusion[0](levels[-1])]
+        with self._fp32():
+            maps = F.softmax(logits.float(), dim=1)
+            deformation = torch.einsum("bnhw,bnhwc->bhwc", maps, grids)
+            occlusion = [torch.sigmoid(o.float()) for o in occ_logits]
+        return DenseMotion(deformation=deformation, contribution_maps=maps, occlusion=occlusion,
+                           deformed_source=deformed)
+
+    def _inpaint(self, cache: SourceCache, motion: DenseMotion) -> Generated:
+        """Mirror of ``InpaintingNetwork.forward`` on cached encoder maps; warping and blending in float32."""
+        inp = self.nets.inp
+        enc, d, occ = cache.encoded, motion.deformation, motion.occlusion
+
+        def masked(level: int, feat: torch.Tensor) -> torch.Tensor:
+            mask = occ[level if inp.multi_mask else 0]
+            if mask.shape[2:] != feat.shape[2:]:
+                mask = F.interpolate(mask, size=feat.shape[2:], mode="bilinear", align_corners=True)
+            return feat * mask
+
+        with self._fp32():
+            out = masked(0, deform(enc[-1], d))
+        skip = out
+        for i in range(inp.num_down_blocks):
+            with self._amp():
+                out = inp.up_blocks[i](inp.resblock[2 * i + 1](inp.resblock[2 * i](self._cl(out.to(self.compute_dtype)))))
+            with self._fp32():
+                skip = masked(i + 1, deform(enc[-(i + 2)], d))
+                if i < inp.num_down_blocks - 1:
+                    out = torch.cat([out.float(), skip], dim=1)
+        with self._fp32():
+            deformed = deform(cache.frame, d)
+            last = occ[-1]
+            if last.shape[2:] != out.shape[2:]:
+                last = F.interpolate(last, size=out.shape[2:], mode="bilinear", align_corners=True)
+            mixed = out.float() * (1 - last) + skip
+        with self._amp():
+            final = inp.final(self._cl(mixed.to(self.compute_dtype)))
+        with self._fp32():
+            prediction = torch.sigmoid(final.float()) * (1 - last) + deformed * last
+        return Generated(prediction=prediction, deformed=deformed, warped_encoder_maps=[])
+
+    def _render_core(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor):
+        motion = self._dense_motion(cache, kp_source, kp_driving)
+        return self._inpaint(cache, motion), motion
 
     @torch.no_grad()
-    def render_batch(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor):
-        """``kp_driving [b,5K,2]`` -> ``(Generated, DenseMotion)`` for one batch, using the cache."""
-        m = self.model
-        motion = m.dense_motion_network(cache.frame, kp_driving, kp_source.expand(kp_driving.shape[0], -1, -1),
-                                        source_small=cache.small)
-        return m.inpainting_network(cache.frame, motion, encoded=cache.encoded), motion
+    def render_batch(self, cache: SourceCache, kp_source: torch.Tensor,
+                     kp_driving: torch.Tensor) -> tuple[Generated, DenseMotion]:
+        """``kp_driving [b,5K,2]`` (``kp_source [1,5K,2]``) -> ``(Generated, DenseMotion)`` on the device.
+
+        All returned tensors are float32: ``prediction [b,3,S,S]``, ``deformation [b,h,w,2]``,
+        ``occlusion`` list coarse to fine.
+        """
+        b = kp_driving.shape[0]
+        kp_driving = kp_driving.to(device=self.device, dtype=torch.float32)
+        kp_source = kp_source.to(device=self.device, dtype=torch.float32).expand(b, -1, -1)
+        pad = self.batch_size - b if self.compiled and b < self.batch_size else 0
+        if pad:
+            kp_driving = torch.cat([kp_driving, kp_driving[-1:].expand(pad, -1, -1)])
+            kp_source = kp_source[:1].expand(self.batch_size, -1, -1)
+        gen, motion = self._core(cache, kp_source, kp_driving)
+        if pad:
+            gen = Generated(prediction=gen.prediction[:b], deformed=gen.deformed[:b], warped_encoder_maps=[])
+            motion = DenseMotion(deformation=motion.deformation[:b], contribution_maps=motion.contribution_maps[:b],
+                                 occlusion=[o[:b] for o in motion.occlusion], deformed_source=motion.deformed_source[:b])
+        return gen, motion
 
     @torch.no_grad()
     def render(self, source: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor, *,
                with_occlusion: bool = False, with_deformation: bool = False) -> Iterator[RenderedBatch]:
-        """Yield :class:`RenderedBatch` es for ``kp_driving [T,5K,2]``.
+        """Yield :class:`RenderedBatch` es (CPU, user layout) for ``kp_driving [T,5K,2]``.
 
         Args:
             source: model-layout ``[1,3,S,S]`` source (see ``TPSMM.prepare``).
             kp_source: ``[1,5K,2]``.
         """
-        m = self.model
-        cache = self.cache_source(source.to(device=m.device, dtype=m.dtype))
-        kp_source = kp_source.to(device=m.device, dtype=m.dtype)
+        cache = self.cache_source(source)
         for start in range(0, kp_driving.shape[0], self.batch_size):
-            kp = kp_driving[start:start + self.batch_size].to(device=m.device, dtype=m.dtype)
-            gen, motion = self.render_batch(cache, kp_source, kp)
+            gen, motion = self.render_batch(cache, kp_source, kp_driving[start:start + self.batch_size])
             yield RenderedBatch(
-                start=start, frames=to_user_layout(gen.prediction),
+                start=start, frames=to_user_layout(gen.prediction.clamp(0, 1)),
                 occlusion=motion.occlusion[-1][:, 0].float().cpu() if with_occlusion else None,
                 deformation=motion.deformation.float().cpu() if with_deformation else None)

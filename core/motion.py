@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["convex_hull_area", "relative_keypoints", "layout_distance", "best_reference_frame"]
+__all__ = ["convex_hull_area", "relative_keypoints", "layout_distance", "best_reference_frame", "MotionTransfer"]
 
 
 def convex_hull_area(points) -> float:
@@ -91,3 +91,55 @@ def layout_distance(kp_source: torch.Tensor, kp_driving: torch.Tensor) -> torch.
 def best_reference_frame(kp_source: torch.Tensor, kp_driving: torch.Tensor) -> int:
     """Index of the driving frame whose keypoint layout is closest to the source's (no face detector needed)."""
     return int(torch.argmin(layout_distance(kp_source, kp_driving)).item())
+
+
+class MotionTransfer:
+    """Streaming motion transfer: driving keypoints, chunk by chunk, -> where the source keypoints go.
+
+    Chunking does not change the result (every mode is per frame once the reference is fixed).
+
+    Args:
+        mode: ``standard`` | ``relative`` | ``avd``.
+        kp_source: ``[1, N, 2]`` source keypoints.
+        kp_reference: relative mode: ``[1, N, 2]`` keypoints of the driving frame that matches the
+            source pose (e.g. the first frame, or :func:`best_reference_frame`'s).
+        strength: relative mode movement multiplier.
+        avd_network: avd mode: the model's AVD network (run in eval mode).
+    """
+
+    def __init__(self, *, mode: str, kp_source: torch.Tensor, kp_reference: torch.Tensor | None = None,
+                 strength: float = 1.0, avd_network=None) -> None:
+        if mode not in ("standard", "relative", "avd"):
+            raise ValueError(f"mode: expected standard, relative or avd, got {mode!r}")
+        if kp_source.ndim != 3 or kp_source.shape[0] != 1:
+            raise ValueError(f"kp_source: expected [1, N, 2], got {tuple(kp_source.shape)}")
+        if mode == "relative":
+            if kp_reference is None or tuple(kp_reference.shape) != tuple(kp_source.shape):
+                raise ValueError("relative mode needs kp_reference [1, N, 2] (the reference driving frame's keypoints)")
+            if convex_hull_area(kp_reference[0]) <= 0:
+                raise ValueError("relative motion: the reference frame's keypoints are degenerate (zero hull area); "
+                                 "use mode 'standard' or another reference frame")
+        if mode == "avd" and avd_network is None:
+            raise ValueError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
+                             "or use mode 'relative')")
+        self.mode, self.kp_source, self.kp_reference = mode, kp_source, kp_reference
+        self.strength, self.avd_network = float(strength), avd_network
+
+    @torch.no_grad()
+    def __call__(self, kp_driving: torch.Tensor) -> torch.Tensor:
+        """``[b, N, 2]`` driving keypoints -> ``[b, N, 2]`` transferred keypoints (source's device/dtype)."""
+        drv = kp_driving.to(device=self.kp_source.device, dtype=self.kp_source.dtype)
+        if self.mode == "standard":
+            return drv
+        if self.mode == "relative":
+            ref = self.kp_reference.to(device=drv.device, dtype=drv.dtype)
+            return relative_keypoints(self.kp_source, drv, ref, strength=self.strength)
+        net = self.avd_network
+        param = next(net.parameters())
+        was_training = net.training
+        net.eval()
+        try:
+            out = net(self.kp_source.to(param).expand(drv.shape[0], -1, -1), drv.to(param))
+        finally:
+            net.train(was_training)
+        return out.to(drv.dtype)
