@@ -12,7 +12,7 @@ naive path (max abs difference, PSNR). Model: the vox-256 architecture at 256²,
 ``--checkpoint`` is given. Results go to ``benchmarks/RESULTS.md`` (the section between the
 ``animate`` markers; the rest of the file is kept).
 
-    python benchmarks/animate.py                  # full CPU run (32 frames, batch 8)
+    python benchmarks/animate.py                  # full CPU run (32 frames, batch 2)
     python benchmarks/animate.py --quick          # 8 frames, smoke check
     python benchmarks/animate.py --device cuda    # GPU paths (fp32 / fp16 / bf16, batch 1 and batched)
 """
@@ -210,7 +210,7 @@ def main() -> None:
     p.add_argument("--checkpoint", help="vox-256 checkpoint (default: random weights, same architecture)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--batch", type=int, help="engine batch (default: 2 on the CPU, 8 on a GPU)")
     p.add_argument("--repeats", type=int, default=2, help="rounds over all paths; the best round counts (default 2)")
     p.add_argument("--quick", action="store_true", help="8 frames, batch 4, one round: checks the script works")
     p.add_argument("--rss", action="store_true", help="also measure peak RSS of `tpsmm animate`, 60 vs 600 frames")
@@ -223,7 +223,8 @@ def main() -> None:
     args = p.parse_args()
     if args.run_path:
         return run_path(args)
-    frames, batch = (8, 4) if args.quick else (args.frames, args.batch)
+    batch = args.batch or (2 if args.device == "cpu" else 8)
+    frames, batch = (8, min(batch, 4)) if args.quick else (args.frames, batch)
     load_start = os.getloadavg()[0]
     args.repeats = 1 if args.quick else max(1, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:

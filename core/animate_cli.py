@@ -91,7 +91,8 @@ def register(sub) -> None:
     a("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto", help="default: cuda or mps if present, else cpu")
     a("--dtype", choices=tuple(DTYPES), default="float32",
       help="compute precision (float16 on cpu falls back to bfloat16 with a warning)")
-    a("--batch", type=int, default=8, help="driving frames per forward pass (default 8)")
+    a("--batch", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
+                                 "bigger batches are no faster)")
     a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
       help="channels_last convolutions (default on)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
@@ -139,7 +140,7 @@ def _check_args(args) -> list[tuple[str, str]]:
     """Validate options and output paths before any work; returns ``[(flag, path)]`` of the outputs."""
     from .video_writer import output_kind
 
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch: must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f"--max-frames: must be >= 1, got {args.max_frames}")
@@ -325,6 +326,8 @@ def _run(args, tqdm) -> int:
     outputs = dict(_check_args(args))
     device = _device(args.device)
     dtype = _dtype(args.dtype, device)
+    if args.batch is None:
+        args.batch = 2 if device.type == "cpu" else 8
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")            # the .pth.tar conversion hint is not news here
         model = load_model(args.checkpoint, device=device, image_size=args.size)

@@ -63,9 +63,10 @@ def cli(monkeypatch, capsys, media):
 
     monkeypatch.setattr(entry, "COMMAND_MODULES", ("tpsmm.core.cli",))  # only this package's commands
 
-    def run(out, *extra, driving=None, ckpt=None, source=None):
+    def run(out, *extra, driving=None, ckpt=None, source=None, batch=5):
         argv = ["animate", "--checkpoint", ckpt or media["ckpt"], "--source", source or media["src"],
-                "--driving", driving or media["drv"], "--out", str(out), "--batch", "5", *map(str, extra)]
+                "--driving", driving or media["drv"], "--out", str(out), *map(str, extra)]
+        argv += ["--batch", str(batch)] if batch else []
         rc = entry.main(argv)
         cap = capsys.readouterr()
         return rc, cap.out, cap.err
@@ -96,7 +97,7 @@ def test_png_output_equals_python_api(cli, media, tmp_path, reference):
 
 def test_mp4_gif_progress_and_audio(cli, media, tmp_path):
     drv = write_clip(tmp_path / "talk.mp4", frames(N), audio=True)
-    rc, out, err = cli(tmp_path / "a.mp4", "--audio", driving=drv)
+    rc, out, err = cli(tmp_path / "a.mp4", "--audio", driving=drv, batch=None)   # default batch (2 on the CPU)
     assert rc == 0, err
     assert "frame/s" in err and "100%" in err                       # tqdm progress bar with rate
     info = probe_video(tmp_path / "a.mp4")
