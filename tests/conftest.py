@@ -53,3 +53,13 @@ def parity_dir() -> Path:
     path = Path(env) if env else FIXTURES / "parity"
     assert (path / "vox-256" / "expected.safetensors").is_file(), f"parity fixtures missing under {path}"
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: CI has 2 shared cores, and oversubscribed OpenMP threads make training
+    steps ~10x slower. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

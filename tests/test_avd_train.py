@@ -16,12 +16,7 @@ from tpsmm.core.model import TPSMM
 from tpsmm.trainer.avd_train import AVDTrainer, random_scale
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_random_scale_per_sample_and_axis():

@@ -85,13 +85,7 @@ def options(out, **kw) -> TrainOptions:
     return TrainOptions(**base)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI box has 2 shared cores: oversubscribed OpenMP threads make steps ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_metrics(run) -> list[dict]:
