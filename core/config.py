@@ -88,8 +88,15 @@ class ModelConfig:
         if self.multi_mask and self.gen_num_down_blocks != 3:
             raise ConfigError("model config: multi_mask=True needs gen_num_down_blocks=3 "
                               f"(one occlusion mask per inpainting level), got {self.gen_num_down_blocks}")
-        if self.multi_mask and s != 0.25:
-            raise ConfigError(f"model config: multi_mask=True needs scale_factor=0.25, got {s}")
+        if self.multi_mask:
+            # The four occlusion masks sit at 1/8..1/1 of the frame: log2(1/s) of them come from up-sampling blocks
+            # after the hourglass, the rest from its last levels (the release: s=0.25, 2 + 2).
+            ups = int(round(-math.log2(s)))
+            if ups > 3:
+                raise ConfigError(f"model config: multi_mask=True needs scale_factor >= 0.125, got {s}")
+            if 4 - ups > self.dm_num_blocks:
+                raise ConfigError(f"model config: multi_mask=True with scale_factor={s} needs dm_num_blocks >= "
+                                  f"{4 - ups}, got {self.dm_num_blocks}")
         self.check_image_size(self.image_size)
 
     def check_image_size(self, size: int, what: str = "image_size") -> None:

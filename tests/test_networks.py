@@ -98,3 +98,39 @@ def test_single_mask_variant_runs():
         dm = model.dense_motion_network(src, kp, kp)
         assert len(dm.occlusion) == 1
         assert model.inpainting_network(src, dm).prediction.shape == (2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("scale, blocks", [(0.5, 3), (1.0, 4)])
+def test_finer_motion_grids_keep_four_masks(scale, blocks, tmp_path):
+    """scale_factor 1/2 or 1 (motion estimated at half or full resolution, used by the 64x64 demo model): the four
+    occlusion masks still sit at 1/8..1/1 of the frame, the engine matches the networks' own forward, and the
+    architecture is recovered from the tensors alone."""
+    from tpsmm.core.checkpoint import infer_model_config, load_model, save_checkpoint
+    from tpsmm.core.engine import AnimationEngine
+
+    cfg = tiny_model_config(scale_factor=scale, dm_num_blocks=blocks)
+    torch.manual_seed(0)
+    model = TPSMM(cfg).eval()
+    s, h = cfg.image_size, int(cfg.image_size * scale)
+    src, drv = torch.rand(1, 3, s, s), torch.rand(3, 3, s, s)
+    with torch.no_grad():
+        kp_s, kp_d = model.detect(src), model.detect(drv)
+        gen, dm = model.generate_frames(src, kp_s.expand(3, -1, -1), kp_d)
+        assert dm.deformation.shape == (3, h, h, 2)
+        assert [o.shape[-1] for o in dm.occlusion] == [s // 8, s // 4, s // 2, s]
+        frames = torch.cat([b.frames for b in AnimationEngine(model, batch_size=2).render(src, kp_s, kp_d)])
+    assert (frames - gen.prediction.permute(0, 2, 3, 1)).abs().max() <= 1e-4
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(model, str(path))
+    assert load_model(str(path)).config == cfg
+    groups = {name: dict(getattr(model, name).state_dict()) for name in model.present_networks()}
+    assert infer_model_config(groups, image_size=s) == cfg
+
+
+def test_multi_mask_needs_enough_hourglass_levels():
+    from tpsmm.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="scale_factor=1.0 needs dm_num_blocks >= 4, got 3"):
+        tiny_model_config(scale_factor=1.0, dm_num_blocks=3)
+    with pytest.raises(ConfigError, match="needs scale_factor >= 0.125"):
+        tiny_model_config(scale_factor=0.0625, dm_num_blocks=5, image_size=512)

@@ -329,7 +329,7 @@ def sample_character(rng: np.random.Generator, size: int) -> Character:
     limbs = []
     arm = (rng.uniform(0.4, 0.6), rng.uniform(0.38, 0.55))
     leg = (rng.uniform(0.48, 0.65), rng.uniform(0.45, 0.62))
-    arm_r, leg_r = rng.uniform(0.08, 0.13), rng.uniform(0.1, 0.16)
+    arm_r, leg_r = rng.uniform(0.11, 0.16), rng.uniform(0.13, 0.19)
     for side in (-1.0, 1.0):
         far = side_view and side != facing
         shade = 0.72 if far else 1.0
@@ -350,9 +350,10 @@ def sample_character(rng: np.random.Generator, size: int) -> Character:
                           _osc(rng, knee_a * 1.1, knee_a, speed), -facing if side_view else side,
                           leg_r * rng.uniform(1.6, 2.4), True, facing if side_view else side,
                           0 if far or not side_view else 2, (pants, pants, shoes), shade))
-    # Size: rest-pose height in torso units, then scale so the figure fills 50-75 % of the frame height.
+    # Size: rest-pose height in torso units, then scale so the figure fills 76-92 % of the frame height (limbs a
+    # few pixels wide even at 64x64, where the demo model is trained).
     height = 2 * head_radii[1] * 0.93 + 0.08 + 1.0 + 0.1 + leg[0] + leg[1] + leg_r
-    scale = rng.uniform(0.68, 0.88) / height
+    scale = rng.uniform(0.76, 0.92) / height
     top = -scale * (1.0 + 0.08 + 1.85 * head_radii[1])  # head top relative to the pelvis
     bottom = scale * (leg[0] + leg[1] - 0.1 + leg_r)
     cy = 0.5 - (top + bottom) / 2 + rng.uniform(-0.04, 0.04)
