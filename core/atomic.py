@@ -51,6 +51,9 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     tmp = sibling_temp_path(path)
     try:
         write(tmp)
+        # writers that replace the file themselves (safetensors >= 0.6 writes its own temp file and renames
+        # it) leave mkstemp's 0o600; give the result the usual permissions again
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         discard(tmp)

@@ -177,3 +177,15 @@ def test_small_backbone_round_trip_and_inference(tmp_path):
     out = tmp_path / "small.safetensors"
     save_checkpoint(model, str(out))
     assert torch.equal(_run(load_model(str(out))), _run(model))
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Checkpoints are readable by others under a 022 umask (not mkstemp's or safetensors' private 0o600)."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "m.safetensors"
+        save_checkpoint(make_tiny_model(), str(path))
+        assert path.stat().st_mode & 0o777 == 0o644
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temp files left
+    finally:
+        os.umask(old)
