@@ -65,7 +65,8 @@ def test_without_background_predictor(tmp_path):
 def test_without_avd(tmp_path):
     model = make_tiny_model()
     src = _official(model, tmp_path / "noavd.pth.tar", drop=("avd_network",))
-    loaded = load_model(src, image_size=64)
+    with pytest.warns(UserWarning, match="convert it once with `tpsmm convert"):
+        loaded = load_model(src, image_size=64)
     assert loaded.avd_network is None
     from tpsmm.core.model import ModelError
     with pytest.raises(ModelError, match="no AVD network"):
