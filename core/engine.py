@@ -195,18 +195,7 @@ class AnimationEngine:
             deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
         x = torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1).to(self.compute_dtype)
         with self._amp():
-            levels = dm.hourglass(self._cl(x))
-            logits = dm.maps(levels[-1])
-            occ_logits = []
-            if dm.multi_mask:
-                direct = dm.occlusion_num - dm.up_nums
-                occ_logits = [dm.occlusion[i](levels[i - direct]) for i in range(direct)]
-                feat = levels[-1]
-                for i, up in enumerate(dm.up):
-                    feat = up(feat)
-                    occ_logits.append(dm.occlusion[direct + i](feat))
-            else:
-                occ_logits = [dm.occlusion[0](levels[-1])]
+            logits, occ_logits = dm.heads(dm.hourglass(self._cl(x)))
         with self._fp32():
             maps = F.softmax(logits.float(), dim=1)
             deformation = torch.einsum("bnhw,bnhwc->bhwc", maps, grids)

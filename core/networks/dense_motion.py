@@ -105,6 +105,24 @@ class DenseMotionNetwork(nn.Module):
             ident = from_homogeneous(torch.matmul(bg_param.view(b, 1, 1, 1, 3, 3), ident.unsqueeze(-1)).squeeze(-1))
         return torch.cat([ident, tps], dim=1)
 
+    def heads(self, levels: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Hourglass output maps (coarse to fine) -> ``(contribution logits [B,K+1,h,w], occlusion logits)``.
+
+        With ``multi_mask`` the four occlusion logits are at 1/8, 1/4, 1/2, 1/1 of the frame: the last
+        ``occlusion_num - up_nums`` hourglass levels give the coarse ones, ``up_nums`` up-sampling blocks after the
+        finest level the rest. Without it, one logit map at the hourglass resolution.
+        """
+        logits = self.maps(levels[-1])
+        if not self.multi_mask:
+            return logits, [self.occlusion[0](levels[-1])]
+        direct = self.occlusion_num - self.up_nums
+        occ_logits = [self.occlusion[i](levels[i - direct]) for i in range(direct)]
+        feat = levels[-1]
+        for i, up in enumerate(self.up):
+            feat = up(feat)
+            occ_logits.append(self.occlusion[direct + i](feat))
+        return logits, occ_logits
+
     def forward(self, source: torch.Tensor, kp_driving: torch.Tensor, kp_source: torch.Tensor, *,
                 bg_param: torch.Tensor | None = None, dropout_p: float | None = None,
                 generator: torch.Generator | None = None, source_small: torch.Tensor | None = None) -> DenseMotion:
@@ -130,16 +148,7 @@ class DenseMotionNetwork(nn.Module):
             deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
             deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
         levels = self.hourglass(torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1))
-        logits = self.maps(levels[-1])
-        if self.multi_mask:
-            direct = self.occlusion_num - self.up_nums
-            occ_logits = [self.occlusion[i](levels[i - direct]) for i in range(direct)]
-            feat = levels[-1]
-            for i, up in enumerate(self.up):
-                feat = up(feat)
-                occ_logits.append(self.occlusion[direct + i](feat))
-        else:
-            occ_logits = [self.occlusion[0](levels[-1])]
+        logits, occ_logits = self.heads(levels)
         with float32_region(logits) as f32:   # softmax, blending and sigmoids in float32
             logits = f32(logits)
             maps = F.softmax(logits, dim=1) if dropout_p is None else dropout_softmax(logits, dropout_p, generator)
