@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_model, tiny_model_config
-from tpsmm.core.config import get_preset
+from tpsmm.core.checkpoint import infer_model_config, load_model, save_checkpoint
+from tpsmm.core.config import ConfigError, get_preset
+from tpsmm.core.engine import AnimationEngine
 from tpsmm.core.model import TPSMM
 from tpsmm.core.networks.dense_motion import dropout_softmax
 
@@ -105,9 +107,6 @@ def test_finer_motion_grids_keep_four_masks(scale, blocks, tmp_path):
     """scale_factor 1/2 or 1 (motion estimated at half or full resolution, used by the 64x64 demo model): the four
     occlusion masks still sit at 1/8..1/1 of the frame, the engine matches the networks' own forward, and the
     architecture is recovered from the tensors alone."""
-    from tpsmm.core.checkpoint import infer_model_config, load_model, save_checkpoint
-    from tpsmm.core.engine import AnimationEngine
-
     cfg = tiny_model_config(scale_factor=scale, dm_num_blocks=blocks)
     torch.manual_seed(0)
     model = TPSMM(cfg).eval()
@@ -128,8 +127,6 @@ def test_finer_motion_grids_keep_four_masks(scale, blocks, tmp_path):
 
 
 def test_multi_mask_needs_enough_hourglass_levels():
-    from tpsmm.core.config import ConfigError
-
     with pytest.raises(ConfigError, match="scale_factor=1.0 needs dm_num_blocks >= 4, got 3"):
         tiny_model_config(scale_factor=1.0, dm_num_blocks=3)
     with pytest.raises(ConfigError, match="needs scale_factor >= 0.125"):

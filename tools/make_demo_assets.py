@@ -6,9 +6,11 @@ demo model was trained on (a clip index gives the same character and motion at a
 split are the last indices of ``tpsmm make-dataset`` (``--videos 960`` with the default test fraction 0.2:
 768..959), so neither was seen in training.
 
-    python tools/make_demo_assets.py assets --seed 0 --source 850 --driving 800
+    python tools/make_demo_assets.py assets --seed 0 --source 769 --driving 784 --overwrite
     tpsmm demo --out /tmp/demo
-    python tools/make_demo_assets.py still /tmp/demo/side_by_side.mp4 --frame 24
+    python tools/make_demo_assets.py still /tmp/demo/side_by_side.mp4 --frame 10
+
+(the commands that made the bundled assets).
 
 ``assets`` refuses to replace existing files unless ``--overwrite`` is given; ``still`` writes
 ``assets/demo/side_by_side.png`` (the picture at the top of the README).
@@ -25,9 +27,7 @@ from tpsmm.core.video_writer import VideoWriter
 from tpsmm.trainer.synthetic import clip_rng
 from tpsmm.trainer.synthetic_character import render_character_clip
 
-ROOT = Path(__file__).resolve().parents[1]
-
-DEMO = ROOT / "assets" / "demo"
+DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def write_assets(args: argparse.Namespace) -> None:
