@@ -169,9 +169,11 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
     missing = [n for n in REQUIRED if n not in groups]
     if missing:
         raise CheckpointError(f"{source}: missing network(s) {', '.join(missing)}")
-    if config.bg and "bg_predictor" not in groups:
+    # a measured ("lk") background has no weights: it is there whenever the config asks for it
+    with_bg = "bg_predictor" in groups or (config.bg and config.bg_motion == "lk")
+    if config.bg and not with_bg:
         config = dataclasses.replace(config, bg=False)
-    model = TPSMM(config, with_bg="bg_predictor" in groups, with_avd="avd_network" in groups)
+    model = TPSMM(config, with_bg=with_bg, with_avd="avd_network" in groups)
     for net, sd in groups.items():
         module = getattr(model, net)
         expected = module.state_dict()

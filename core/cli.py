@@ -33,7 +33,10 @@ def _info(args: argparse.Namespace) -> int:
     for name in model.present_networks():
         n = sum(p.numel() for p in getattr(model, name).parameters())
         total += n
-        print(f"  {name}: {n:,} parameters")
+        if name == "bg_predictor" and model.config.bg_motion == "lk":
+            print(f"  {name}: measured by a Lucas-Kanade {model.config.bg_lk_model} fit (no weights)")
+        else:
+            print(f"  {name}: {n:,} parameters")
     missing = sorted({"bg_predictor", "avd_network"} - set(model.present_networks()))
     if missing:
         print(f"  (absent: {', '.join(missing)})")

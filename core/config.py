@@ -25,6 +25,12 @@ __all__ = [
 ]
 
 
+#: Background-motion models: the released learned predictor, or a robust Lucas-Kanade fit (no weights).
+BG_MOTIONS = ("predictor", "lk")
+#: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6).
+LK_MOTION_MODELS = ("translation", "zoom", "similarity", "affine")
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
 
@@ -41,6 +47,10 @@ class ModelConfig:
     num_tps: int = 10
     num_channels: int = 3
     bg: bool = True
+    # how the background affine is found: "predictor" (the released learned BG motion predictor) or "lk"
+    # (a robust Lucas-Kanade fit of one ``bg_lk_model`` warp to the frame pair; no weights, see core/lucas_kanade.py)
+    bg_motion: str = "predictor"
+    bg_lk_model: str = "similarity"
     multi_mask: bool = True
     # keypoint detector / background predictor encoder: "resnet18" (release) or "small" (compact)
     backbone: str = "resnet18"
@@ -80,6 +90,11 @@ class ModelConfig:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
         if self.backbone not in ("resnet18", "small"):
             raise ConfigError(f"model config: backbone must be 'resnet18' or 'small', got {self.backbone!r}")
+        if self.bg_motion not in BG_MOTIONS:
+            raise ConfigError(f"model config: bg_motion must be one of {', '.join(BG_MOTIONS)}, got {self.bg_motion!r}")
+        if self.bg_lk_model not in LK_MOTION_MODELS:
+            raise ConfigError(f"model config: bg_lk_model must be one of {', '.join(LK_MOTION_MODELS)}, "
+                              f"got {self.bg_lk_model!r}")
         s = self.scale_factor
         if not (0 < s <= 1) or abs(math.log2(s) - round(math.log2(s))) > 1e-9:
             raise ConfigError(f"model config: scale_factor must be a power of 1/2 (1, 0.5, 0.25, ...), got {s!r}")

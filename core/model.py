@@ -10,7 +10,7 @@ from .config import ModelConfig
 from .images import to_model_layout
 from .motion import best_reference_frame, relative_keypoints
 from .networks.avd import AVDNetwork
-from .networks.bg_motion import BGMotionPredictor
+from .networks.bg_motion import BGLucasKanade, BGMotionPredictor
 from .networks.dense_motion import DenseMotion, DenseMotionNetwork
 from .networks.inpainting import Generated, InpaintingNetwork
 from .networks.keypoint_detector import KPDetector
@@ -30,7 +30,8 @@ class TPSMM(nn.Module):
 
     Networks (attribute names = checkpoint prefixes): ``kp_detector``, ``dense_motion_network``,
     ``inpainting_network``, and the optional ``bg_predictor`` (``None`` when ``config.bg`` is False or
-    the checkpoint has none) and ``avd_network``.
+    the checkpoint has none; a weightless :class:`BGLucasKanade` when ``config.bg_motion == "lk"``) and
+    ``avd_network``.
 
     Image arguments of the public steps use the user layout (``[H,W,3]`` / ``[B,H,W,3]`` float in
     ``[0,1]``); see :mod:`tpsmm.core.images` for conversion and resizing.
@@ -49,9 +50,13 @@ class TPSMM(nn.Module):
         self.inpainting_network = InpaintingNetwork(
             num_channels=c.num_channels, block_expansion=c.gen_block_expansion, max_features=c.gen_max_features,
             num_down_blocks=c.gen_num_down_blocks, multi_mask=c.multi_mask)
-        self.bg_predictor = BGMotionPredictor(num_channels=c.num_channels, backbone=c.backbone,
-                                              width=c.backbone_width) if (
-            c.bg if with_bg is None else with_bg) else None
+        if not (c.bg if with_bg is None else with_bg):
+            self.bg_predictor = None
+        elif c.bg_motion == "lk":
+            self.bg_predictor = BGLucasKanade(model=c.bg_lk_model)
+        else:
+            self.bg_predictor = BGMotionPredictor(num_channels=c.num_channels, backbone=c.backbone,
+                                                  width=c.backbone_width)
         self.avd_network = AVDNetwork(num_tps=c.num_tps, id_bottle_size=c.avd_id_bottle_size,
                                       pose_bottle_size=c.avd_pose_bottle_size) if with_avd else None
         self._model_id: str | None = None

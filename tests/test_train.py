@@ -249,6 +249,36 @@ def test_config_overrides():
         3, (5, 8), 8, 2)
     assert cfg.train.dropout_maxp == 0.7  # the rest of the preset stays
     for bad, match in (("model.nope=1", "no field 'nope'"), ("modelnum_tps=1", "SECTION.FIELD=VALUE"),
-                       ("model.num_tps=0", "num_tps")):
+                       ("model.num_tps=0", "num_tps"), ("train.lr_generator=fast", "must be a number"),
+                       ("train.num_epochs=[2]", "must be a number")):
         with pytest.raises(ConfigError, match=match):
             apply_overrides(cfg, [bad])
+    # YAML 1.1 reads "5e-5" as a string; float fields take it as the number it is
+    assert apply_overrides(cfg, ["train.lr_generator=5e-5"]).train.lr_generator == 5e-5
+
+
+def test_init_from_copies_weights_and_checks_the_architecture(tmp_path, capsys):
+    from tpsmm.__main__ import main
+
+    cfg = tiny_run_config(bg_start=0)
+    first = Trainer(cfg, PairDataset(4), options(tmp_path / "a", max_steps=2)).run()
+    assert first.step == 2
+    donor = load_model(str(tmp_path / "a" / "model.safetensors"))
+    tuned = Trainer(cfg, PairDataset(4), options(tmp_path / "b", max_steps=1, init_from=str(
+        tmp_path / "a" / "model.safetensors"), seed=5))
+    for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
+        ours, theirs = getattr(tuned.model, name).state_dict(), getattr(donor, name).state_dict()
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+    fresh = Trainer(cfg, PairDataset(4), options(tmp_path / "c", max_steps=1, seed=5))
+    assert not torch.equal(fresh.model.kp_detector.fg_encoder.fc.bias, donor.kp_detector.fg_encoder.fc.bias)
+
+    wider = Config(model=cfg.model.replace(num_tps=3), train=cfg.train)
+    with pytest.raises(ValueError, match=r"--init-from .*model.safetensors: kp_detector\.fg_encoder\.fc\.weight"):
+        Trainer(wider, PairDataset(4), options(tmp_path / "d", init_from=str(tmp_path / "a" / "model.safetensors")))
+    data = _write_frames(tmp_path / "data")
+    code = main(["train", "--data", str(data), "--out", str(tmp_path / "e"), "--init-from", str(tmp_path / "nope"),
+                 "--image-size", "64", "--set", "model.dm_num_blocks=3", "--model-size", "tiny", "--recon-loss",
+                 "l1-ssim", "--no-progress", "--no-tensorboard"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1 and "--init-from" in err and "no such file" in err
+    assert not (tmp_path / "e" / "run.json").exists()

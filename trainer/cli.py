@@ -27,7 +27,7 @@ the compact backbone."""
 _SECTIONS = ("model", "train", "dataset", "train_avd")
 # options fixed by the saved run when resuming (they change what is trained)
 _FIXED_ON_RESUME = ("config", "model_size", "set", "batch_size", "accumulate", "num_repeats", "image_size", "amp",
-                    "recon_loss", "seed")
+                    "recon_loss", "seed", "init_from")
 
 
 def apply_overrides(config, entries: list[str]):
@@ -46,9 +46,20 @@ def apply_overrides(config, entries: list[str]):
             raise ConfigError(f"--set {entry!r}: {section} has no field {name!r} "
                               f"(fields: {', '.join(sorted(plain[section]))})")
         try:
-            plain[section][name] = yaml.safe_load(raw)
+            value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {entry!r}: cannot parse the value") from None
+        current = plain[section][name]
+        if isinstance(current, float) and isinstance(value, str):
+            try:
+                value = float(value)  # YAML 1.1 reads 5e-5 (no dot) as a string
+            except ValueError:
+                pass
+        number = (int, float)
+        if isinstance(current, number) and not isinstance(current, bool) and (
+                not isinstance(value, number) or isinstance(value, bool)):
+            raise ConfigError(f"--set {entry!r}: {section}.{name} must be a number, got {value!r}")
+        plain[section][name] = value
     try:
         return Config.from_json(__import__("json").dumps(plain))
     except TypeError as exc:
@@ -117,7 +128,8 @@ def _train(args) -> int:
         cfg = build_config(args)
         options = {k: v for k, v in run_control.items() if v is not None}
         options.update(out_dir=args.out, accumulate=args.accumulate or 1, amp=args.amp or "none",
-                       recon_loss=args.recon_loss or "vgg", seed=args.seed or 0)
+                       recon_loss=args.recon_loss or "vgg", seed=args.seed or 0,
+                       init_from=os.path.abspath(args.init_from) if args.init_from else None)
         data, cache = args.data, args.cache_frames
         extra = {"data": os.path.abspath(data), "cache_frames": cache}
     opts = TrainOptions(**options)
@@ -162,6 +174,9 @@ def _add_train(sub) -> None:
     p.add_argument("--out", help="run folder to create (checkpoints, metrics, pictures)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run files in --out (other files are kept)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="fine-tune: start from this model's weights (.safetensors or official .pth.tar; same "
+                        "architecture) instead of a random initialisation")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="stop after N optimizer steps in total")
     g.add_argument("--epochs", type=int, help="number of epochs (default: the config's num_epochs)")

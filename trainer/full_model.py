@@ -101,7 +101,7 @@ class TrainingModel(nn.Module):
         if tc.loss_warp != 0:
             encoded = self.inpainting_network.get_encode(driving, motion.occlusion)
             losses["warp_loss"] = warp_loss(encoded, generated.warped_encoder_maps, weight=tc.loss_warp)
-        if self.bg_predictor is not None and tc.loss_bg != 0:
+        if self.bg_predictor is not None and tc.loss_bg != 0 and any(True for _ in self.bg_predictor.parameters()):
             reverse = self.bg_predictor(driving, source)
             losses["bg"] = background_loss(bg_param, reverse, weight=tc.loss_bg)
         visuals = {"source": source.detach(), "driving": driving.detach(),

@@ -76,6 +76,8 @@ class TrainOptions:
         vgg_weights: VGG-19 weights file (else torchvision's cache). workers: DataLoader workers.
         seed: model init, sample order and training noise. sync_bn: SyncBatchNorm across GPUs.
         progress: show a tqdm bar. tensorboard: also log to ``tb/`` when TensorBoard is installed.
+        init_from: start from this checkpoint's weights (tpsmm ``.safetensors`` or official ``.pth.tar``) instead
+            of a random initialisation: fine-tuning. The architecture must match; the optimiser starts fresh.
     """
 
     out_dir: str
@@ -93,6 +95,7 @@ class TrainOptions:
     sync_bn: bool = False
     progress: bool = True
     tensorboard: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
@@ -115,6 +118,36 @@ class TrainResult:
     step: int
     epoch: int
     checkpoint: str | None
+
+
+def init_weights(model: TPSMM, path: str) -> None:
+    """Copy the trained networks of checkpoint ``path`` into ``model`` (fine-tuning start).
+
+    Every network with weights in ``model`` must be in the file with the same shapes; an error names the file and
+    the first mismatch. The AVD network, trained separately, is not copied.
+    """
+    from ..core.checkpoint import CheckpointError, load_model
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "no AVD network": irrelevant for stage-1 training
+            source = load_model(path)
+    except CheckpointError as exc:
+        raise ValueError(f"--init-from: {exc}") from None
+    for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
+        target = getattr(model, name)
+        if target is None or not any(True for _ in target.parameters()):
+            continue
+        donor = getattr(source, name)
+        if donor is None or not any(True for _ in donor.parameters()):
+            raise ValueError(f"--init-from {path}: the checkpoint has no trained {name} for this config")
+        theirs, ours = donor.state_dict(), target.state_dict()
+        for key, value in ours.items():
+            if key not in theirs or theirs[key].shape != value.shape:
+                got = tuple(theirs[key].shape) if key in theirs else "nothing"
+                raise ValueError(f"--init-from {path}: {name}.{key} is {got}, this config needs {tuple(value.shape)} "
+                                 "(train with the checkpoint's architecture: see `tpsmm info`)")
+        target.load_state_dict(theirs)
 
 
 class Trainer:
@@ -155,6 +188,8 @@ class Trainer:
         dev = self.dist.device
         torch.manual_seed(options.seed)
         self.model = TPSMM(config.model, with_avd=False).to(dev).train()
+        if options.init_from and not resume:
+            init_weights(self.model, options.init_from)
         if options.sync_bn:
             if not (self.dist.distributed and dev.type == "cuda"):
                 raise ValueError("--sync-bn needs several CUDA processes (torchrun on GPUs)")
@@ -169,8 +204,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(main, **adam)
         self.scheduler = MultiStepLR(self.optimizer, list(tc.epoch_milestones), gamma=0.1)
         self.optimizer_bg = self.scheduler_bg = None
-        if self.model.bg_predictor is not None:
-            self.optimizer_bg = torch.optim.Adam(self.model.bg_predictor.parameters(), **adam)
+        bg_params = list(self.model.bg_predictor.parameters()) if self.model.bg_predictor is not None else []
+        if bg_params:  # a measured (bg_motion="lk") background has nothing to train
+            self.optimizer_bg = torch.optim.Adam(bg_params, **adam)
             self.scheduler_bg = MultiStepLR(self.optimizer_bg, list(tc.epoch_milestones), gamma=0.1)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp)
         self.scaler = torch.amp.GradScaler(dev.type) if options.amp == "fp16" else None
@@ -284,7 +320,7 @@ class Trainer:
         if not all(math.isfinite(v) for v in result.values()):
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(self._divergence_message(result))
-        bg_on = self._net_bg
+        bg_on = self._net_bg and self.optimizer_bg is not None
         optimizers = [self.optimizer] + ([self.optimizer_bg] if bg_on else [])
         if self.scaler is not None:
             for opt in optimizers:

@@ -6,10 +6,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..lucas_kanade import estimate_global_motion
 from ..precision import float32_region
 from .backbone import backbone_features, make_backbone
 
-__all__ = ["BGMotionPredictor"]
+__all__ = ["BGMotionPredictor", "BGLucasKanade"]
 
 
 class BGMotionPredictor(nn.Module):
@@ -37,3 +38,28 @@ class BGMotionPredictor(nn.Module):
             rows = rearrange(F.linear(f32(feats), f32(fc.weight), f32(fc.bias)), "b (r c) -> b r c", r=2)
         last = torch.tensor([0.0, 0.0, 1.0], dtype=rows.dtype, device=rows.device).expand(rows.shape[0], 1, 3)
         return torch.cat([rows, last], dim=1)
+
+
+class BGLucasKanade(nn.Module):
+    """``(source, driving)`` ``[B,3,H,W]`` each -> ``[B,3,3]`` affine, measured instead of predicted.
+
+    The ``bg_motion="lk"`` alternative to :class:`BGMotionPredictor`: a robust coarse-to-fine Lucas-Kanade fit of
+    one ``model`` warp (``translation``, ``zoom``, ``similarity`` or ``affine``) to the frame pair, see
+    :func:`tpsmm.core.lucas_kanade.estimate_global_motion`. Same output convention (driving (x, y, 1) -> source
+    coordinates, third row ``(0, 0, 1)``, float32); no weights, so nothing of it is trained or saved.
+    """
+
+    def __init__(self, *, model: str = "similarity", iterations: int = 10, robust_scale: float = 0.5) -> None:
+        super().__init__()
+        self.model, self.iterations, self.robust_scale = model, iterations, robust_scale
+        estimate_global_motion(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), model=model, iterations=0)  # validate
+
+    def extra_repr(self) -> str:
+        return f"model={self.model!r}, iterations={self.iterations}, robust_scale={self.robust_scale}"
+
+    def forward(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
+        if source.shape != driving.shape:
+            raise ValueError(f"BGLucasKanade: source {tuple(source.shape)} and driving "
+                             f"{tuple(driving.shape)} must have the same shape")
+        return estimate_global_motion(source, driving, model=self.model, iterations=self.iterations,
+                                      robust_scale=self.robust_scale)
