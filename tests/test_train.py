@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
-from conftest import tiny_model_config
+from conftest import make_tiny_model, tiny_model_config
 from tpsmm.core.checkpoint import load_model
 from tpsmm.core.config import Config, TrainConfig
 from tpsmm.trainer.data import FramePair
@@ -271,6 +271,14 @@ def test_init_from_copies_weights_and_checks_the_architecture(tmp_path, capsys):
         assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
     fresh = Trainer(cfg, PairDataset(4), options(tmp_path / "c", max_steps=1, seed=5))
     assert not torch.equal(fresh.model.kp_detector.fg_encoder.fc.bias, donor.kp_detector.fg_encoder.fc.bias)
+
+    official = make_tiny_model(seed=3)  # an official-layout .pth.tar (read with weights_only=True)
+    path = tmp_path / "official.pth.tar"
+    torch.save({n: getattr(official, n).state_dict() for n in official.present_networks()}, path)
+    from_official = Trainer(Config(model=official.config, train=cfg.train), PairDataset(4),
+                            options(tmp_path / "f", init_from=str(path)))
+    assert torch.equal(from_official.model.dense_motion_network.hourglass.encoder.down_blocks[0].conv.weight,
+                       official.dense_motion_network.hourglass.encoder.down_blocks[0].conv.weight)
 
     wider = Config(model=cfg.model.replace(num_tps=3), train=cfg.train)
     with pytest.raises(ValueError, match=r"--init-from .*model.safetensors: kp_detector\.fg_encoder\.fc\.weight"):
