@@ -25,7 +25,7 @@ from .config import Config, ConfigError, ModelConfig, load_config
 from .model import NETWORKS, TPSMM
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
-           "infer_model_config", "build_model", "convert_official", "load_model", "is_official_path"]
+           "infer_model_config", "build_model", "load_network", "convert_official", "load_model", "is_official_path"]
 
 FORMAT_VERSION = "1"
 REQUIRED = ("kp_detector", "dense_motion_network", "inpainting_network")
@@ -175,20 +175,25 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
         config = dataclasses.replace(config, bg=False)
     model = TPSMM(config, with_bg=with_bg, with_avd="avd_network" in groups)
     for net, sd in groups.items():
-        module = getattr(model, net)
-        expected = module.state_dict()
-        for key, value in sd.items():
-            if key not in expected:
-                raise CheckpointError(f"{source}: unexpected key {net}.{key} {tuple(value.shape)} for this "
-                                      "architecture")
-            if tuple(expected[key].shape) != tuple(value.shape):
-                raise CheckpointError(f"{source}: shape mismatch for {net}.{key}: checkpoint has "
-                                      f"{tuple(value.shape)}, the config expects {tuple(expected[key].shape)}")
-        absent = [k for k in expected if k not in sd]
-        if absent:
-            raise CheckpointError(f"{source}: {net} is missing {len(absent)} key(s), e.g. {net}.{absent[0]}")
-        module.load_state_dict(sd, strict=True)
+        load_network(getattr(model, net), sd, name=net, source=source)
     return model
+
+
+def load_network(module: torch.nn.Module, tensors: dict[str, torch.Tensor], *, name: str, source: str) -> None:
+    """Load ``tensors`` into ``module`` strictly; an unexpected, missing or mis-shaped key is a
+    :class:`CheckpointError` naming ``source`` and ``name.key``."""
+    expected = module.state_dict()
+    for key, value in tensors.items():
+        if key not in expected:
+            raise CheckpointError(f"{source}: unexpected key {name}.{key} {tuple(value.shape)} for this "
+                                  "architecture")
+        if tuple(expected[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"{source}: shape mismatch for {name}.{key}: checkpoint has "
+                                  f"{tuple(value.shape)}, the config expects {tuple(expected[key].shape)}")
+    absent = [k for k in expected if k not in tensors]
+    if absent:
+        raise CheckpointError(f"{source}: {name} is missing {len(absent)} key(s), e.g. {name}.{absent[0]}")
+    module.load_state_dict(tensors, strict=True)
 
 
 def _official_config(path: str, groups, config: str | Config | None, image_size: int | None) -> Config:

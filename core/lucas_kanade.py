@@ -79,18 +79,19 @@ def estimate_global_motion(source: torch.Tensor, driving: torch.Tensor, *, model
         basis = torch.tensor(MOTION_MODELS[model], dtype=dtype, device=source.device)  # [P, 6]
         params = torch.zeros(b, 6, dtype=dtype, device=source.device)
         identity = torch.tensor([1.0, 0, 0, 0, 1, 0], dtype=dtype, device=source.device)
+        eye = torch.eye(basis.shape[0], dtype=dtype, device=source.device)
         for src, drv in zip(_pyramid(source.to(dtype), min_size), _pyramid(driving.to(dtype), min_size)):
             h, w = src.shape[-2:]
             grid = make_coordinate_grid(h, w, device=src.device, dtype=dtype)  # [h, w, 2] (x, y)
             x, y = grid[..., 0], grid[..., 1]
-            one = torch.ones_like(x)
+            homogeneous = torch.stack([x, y, torch.ones_like(x)], dim=-1)  # [h, w, 3]
             # d(warped coordinate)/d(affine parameter): u depends on a11..a13, v on a21..a23
-            coord_jac = torch.stack([x, y, one], dim=0)  # [3, h, w]
+            coord_jac = rearrange(homogeneous, "h w c -> c h w")
             gdx, gdy = _gradients(drv)
             scale = torch.tensor([(w - 1) / 2, (h - 1) / 2], dtype=dtype, device=src.device)
             for _ in range(iterations):
                 matrix = rearrange(params + identity, "b (r c) -> b r c", r=2)
-                warped_grid = torch.einsum("brc,hwc->bhwr", matrix, torch.cat([grid, one[..., None]], dim=-1))
+                warped_grid = torch.einsum("brc,hwc->bhwr", matrix, homogeneous)
                 warped = F.grid_sample(src, warped_grid, mode="bilinear", padding_mode="border",
                                        align_corners=True)
                 inside = (warped_grid.abs() <= 1).all(dim=-1)  # [b, h, w]
@@ -108,7 +109,6 @@ def estimate_global_motion(source: torch.Tensor, driving: torch.Tensor, *, model
                 normal = torch.einsum("bcphw,bcqhw->bpq", jw, jac)
                 rhs = -torch.einsum("bcphw,bchw->bp", jw, residual)
                 diag = normal.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
-                eye = torch.eye(basis.shape[0], dtype=dtype, device=src.device)
                 step = torch.linalg.solve(normal + damping * diag[:, None, None] * eye, rhs[..., None])[..., 0]
                 params = params + step @ basis
         rows = rearrange(params + identity, "b (r c) -> b r c", r=2)

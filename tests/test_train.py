@@ -281,7 +281,8 @@ def test_init_from_copies_weights_and_checks_the_architecture(tmp_path, capsys):
                        official.dense_motion_network.hourglass.encoder.down_blocks[0].conv.weight)
 
     wider = Config(model=cfg.model.replace(num_tps=3), train=cfg.train)
-    with pytest.raises(ValueError, match=r"--init-from .*model.safetensors: kp_detector\.fg_encoder\.fc\.weight"):
+    mismatch = r"--init-from: .*model.safetensors: shape mismatch for kp_detector\.fg_encoder\.fc\.weight"
+    with pytest.raises(ValueError, match=mismatch):
         Trainer(wider, PairDataset(4), options(tmp_path / "d", init_from=str(tmp_path / "a" / "model.safetensors")))
     data = _write_frames(tmp_path / "data")
     code = main(["train", "--data", str(data), "--out", str(tmp_path / "e"), "--init-from", str(tmp_path / "nope"),

@@ -58,6 +58,9 @@ class TrainingModel(nn.Module):
         self.dense_motion_network = model.dense_motion_network
         self.inpainting_network = model.inpainting_network
         self.bg_predictor = model.bg_predictor if with_bg else None
+        # a measured (bg_motion="lk") background has no weights: no cycle-consistency loss to train it
+        self.bg_loss_on = (self.bg_predictor is not None and train.loss_bg != 0
+                           and any(True for _ in self.bg_predictor.parameters()))
         self.train_config = train
         self.pyramid = ImagePyramid(scales=train.scales, channels=model.config.num_channels)
         self.reconstruction = reconstruction
@@ -101,7 +104,7 @@ class TrainingModel(nn.Module):
         if tc.loss_warp != 0:
             encoded = self.inpainting_network.get_encode(driving, motion.occlusion)
             losses["warp_loss"] = warp_loss(encoded, generated.warped_encoder_maps, weight=tc.loss_warp)
-        if self.bg_predictor is not None and tc.loss_bg != 0 and any(True for _ in self.bg_predictor.parameters()):
+        if self.bg_loss_on:
             reverse = self.bg_predictor(driving, source)
             losses["bg"] = background_loss(bg_param, reverse, weight=tc.loss_bg)
         visuals = {"source": source.detach(), "driving": driving.detach(),

@@ -126,28 +126,22 @@ def init_weights(model: TPSMM, path: str) -> None:
     Every network with weights in ``model`` must be in the file with the same shapes; an error names the file and
     the first mismatch. The AVD network, trained separately, is not copied.
     """
-    from ..core.checkpoint import CheckpointError, load_model
+    from ..core.checkpoint import CheckpointError, load_model, load_network
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "no AVD network": irrelevant for stage-1 training
             source = load_model(path)
+        for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
+            target = getattr(model, name)
+            if target is None or not any(True for _ in target.parameters()):
+                continue
+            donor = getattr(source, name)
+            if donor is None or not any(True for _ in donor.parameters()):
+                raise ValueError(f"--init-from {path}: the checkpoint has no trained {name} for this config")
+            load_network(target, donor.state_dict(), name=name, source=path)
     except CheckpointError as exc:
-        raise ValueError(f"--init-from: {exc}") from None
-    for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
-        target = getattr(model, name)
-        if target is None or not any(True for _ in target.parameters()):
-            continue
-        donor = getattr(source, name)
-        if donor is None or not any(True for _ in donor.parameters()):
-            raise ValueError(f"--init-from {path}: the checkpoint has no trained {name} for this config")
-        theirs, ours = donor.state_dict(), target.state_dict()
-        for key, value in ours.items():
-            if key not in theirs or theirs[key].shape != value.shape:
-                got = tuple(theirs[key].shape) if key in theirs else "nothing"
-                raise ValueError(f"--init-from {path}: {name}.{key} is {got}, this config needs {tuple(value.shape)} "
-                                 "(train with the checkpoint's architecture: see `tpsmm info`)")
-        target.load_state_dict(theirs)
+        raise ValueError(f"--init-from: {exc} (train with the checkpoint's architecture: see `tpsmm info`)") from None
 
 
 class Trainer:

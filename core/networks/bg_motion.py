@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..lucas_kanade import estimate_global_motion
+from ..lucas_kanade import MOTION_MODELS, estimate_global_motion
 from ..precision import float32_region
 from .backbone import backbone_features, make_backbone
 
@@ -51,15 +51,13 @@ class BGLucasKanade(nn.Module):
 
     def __init__(self, *, model: str = "similarity", iterations: int = 10, robust_scale: float = 0.5) -> None:
         super().__init__()
+        if model not in MOTION_MODELS:
+            raise ValueError(f"BGLucasKanade: model={model!r}, expected one of {sorted(MOTION_MODELS)}")
         self.model, self.iterations, self.robust_scale = model, iterations, robust_scale
-        estimate_global_motion(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), model=model, iterations=0)  # validate
 
     def extra_repr(self) -> str:
         return f"model={self.model!r}, iterations={self.iterations}, robust_scale={self.robust_scale}"
 
     def forward(self, source: torch.Tensor, driving: torch.Tensor) -> torch.Tensor:
-        if source.shape != driving.shape:
-            raise ValueError(f"BGLucasKanade: source {tuple(source.shape)} and driving "
-                             f"{tuple(driving.shape)} must have the same shape")
         return estimate_global_motion(source, driving, model=self.model, iterations=self.iterations,
                                       robust_scale=self.robust_scale)
