@@ -25,7 +25,8 @@ from .config import Config, ConfigError, ModelConfig, load_config
 from .model import NETWORKS, TPSMM
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
-           "infer_model_config", "build_model", "load_network", "convert_official", "load_model", "is_official_path"]
+           "infer_model_config", "build_model", "load_network", "convert_official", "load_model", "is_official_path",
+           "checkpoint_config"]
 
 FORMAT_VERSION = "1"
 REQUIRED = ("kp_detector", "dense_motion_network", "inpainting_network")
@@ -208,6 +209,19 @@ def _official_config(path: str, groups, config: str | Config | None, image_size:
     if image_size:
         cfg = dataclasses.replace(cfg, model=cfg.model.replace(image_size=image_size))
     return cfg
+
+
+def checkpoint_config(path: str) -> Config:
+    """The :class:`Config` a checkpoint was made with (e.g. to fine-tune it without restating its architecture).
+
+    A tpsmm ``.safetensors`` file stores its full config (model, and the training recipe when ``tpsmm train``
+    wrote it). For a release ``.pth.tar`` the model section is inferred from the tensor shapes (image size 384
+    when the file name mentions ``384``/``ted``, else 256) and the other sections are the vox-256 defaults.
+    """
+    path = os.fspath(path)
+    if is_official_path(path):
+        return _official_config(path, read_official(path), None, None)
+    return read_checkpoint(path)[0]
 
 
 def convert_official(src: str, dst: str, *, config: str | Config | None = None, image_size: int | None = None,

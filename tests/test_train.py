@@ -291,3 +291,32 @@ def test_init_from_copies_weights_and_checks_the_architecture(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "--init-from" in err and "no such file" in err
     assert not (tmp_path / "e" / "run.json").exists()
+
+
+def test_init_from_supplies_the_config_unless_one_is_given(tmp_path):
+    import dataclasses
+
+    from tpsmm.__main__ import build_parser
+    from tpsmm.trainer.cli import build_config
+
+    def config_for(*argv):
+        return build_config(build_parser().parse_args(["train", "--data", "d", "--out", "o", *argv]))
+
+    cfg = tiny_run_config(bg_start=0)
+    cfg = dataclasses.replace(cfg, name="mine", train=dataclasses.replace(cfg.train, epoch_milestones=(3, 5)))
+    Trainer(cfg, PairDataset(4), options(tmp_path / "a", max_steps=1)).run()
+    ckpt = str(tmp_path / "a" / "model.safetensors")
+    # no --config: the checkpoint's architecture and recipe, then --set / flags on top
+    tuned = config_for("--init-from", ckpt, "--epochs", "9", "--set", "train.dropout_epoch=0")
+    assert tuned.model == cfg.model and tuned.name == "mine"
+    assert tuned.train == dataclasses.replace(cfg.train, num_epochs=9, dropout_epoch=0)
+    # an explicit --config wins (and the architecture check then reports the mismatch at start)
+    assert config_for("--init-from", ckpt, "--config", "vox-256").model.backbone == "resnet18"
+    # official layout: the architecture is inferred from the tensor shapes
+    official = make_tiny_model(seed=3)
+    path = tmp_path / "official.pth.tar"
+    torch.save({n: getattr(official, n).state_dict() for n in official.present_networks()}, path)
+    inferred = config_for("--init-from", str(path), "--image-size", str(official.config.image_size))
+    assert inferred.model == official.config
+    with pytest.raises(ValueError, match=r"^--init-from: .*nope: no such file"):
+        config_for("--init-from", str(tmp_path / "nope"))

@@ -1,8 +1,9 @@
 """``tpsmm train``, ``tpsmm train-avd``, ``tpsmm eval`` and ``tpsmm make-dataset``.
 
 ``train`` runs alone or under ``torchrun --nproc_per_node N -m tpsmm train ...`` (every rank runs the same
-command line; only rank 0 writes). Configuration precedence: ``--config`` (preset or release YAML), then
-``--model-size``, then ``--set`` entries, then the dedicated flags (``--batch-size``, ``--image-size`` ...).
+command line; only rank 0 writes). Configuration precedence: ``--config`` (preset or release YAML; without it the
+``--init-from`` checkpoint's own config, else vox-256), then ``--model-size``, then ``--set`` entries, then the
+dedicated flags (``--batch-size``, ``--image-size`` ...).
 """
 from __future__ import annotations
 
@@ -68,9 +69,16 @@ def apply_overrides(config, entries: list[str]):
 
 def build_config(args):
     """The run's :class:`~tpsmm.core.config.Config` from ``tpsmm train`` arguments."""
+    from ..core.checkpoint import CheckpointError, checkpoint_config
     from ..core.config import load_config
 
-    cfg = load_config(args.config or "vox-256")
+    if args.config or not args.init_from:
+        cfg = load_config(args.config or "vox-256")
+    else:  # fine-tuning: the checkpoint's own configuration is the base
+        try:
+            cfg = checkpoint_config(args.init_from)
+        except CheckpointError as exc:
+            raise ValueError(f"--init-from: {exc}") from None
     model = cfg.model.replace(**MODEL_SIZES[args.model_size or "base"])
     cfg = dataclasses.replace(cfg, model=model)
     cfg = apply_overrides(cfg, args.set or [])
@@ -169,14 +177,16 @@ def _add_train(sub) -> None:
                     "without them use --recon-loss l1-ssim. Nothing is downloaded.",
         epilog="example: tpsmm train --config vox-256 --data ./mydata --out runs/me --model-size small "
                "--image-size 256 --amp bf16")
-    p.add_argument("--config", help=f"preset ({', '.join(PRESETS)}; default vox-256) or release-style YAML")
+    p.add_argument("--config", help=f"preset ({', '.join(PRESETS)}) or release-style YAML (default: the "
+                                    "--init-from checkpoint's config, else vox-256)")
     p.add_argument("--data", help="data folder (train/ and test/, or flat)")
     p.add_argument("--out", help="run folder to create (checkpoints, metrics, pictures)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace the run files in --out (other files are kept)")
     p.add_argument("--init-from", metavar="CHECKPOINT",
-                   help="fine-tune: start from this model's weights (.safetensors or official .pth.tar; same "
-                        "architecture) instead of a random initialisation")
+                   help="fine-tune: start from this model's weights (.safetensors or official .pth.tar) instead "
+                        "of a random initialisation; without --config its config is the base (architecture, and "
+                        "a tpsmm checkpoint's training recipe)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, help="stop after N optimizer steps in total")
     g.add_argument("--epochs", type=int, help="number of epochs (default: the config's num_epochs)")
