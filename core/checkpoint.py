@@ -62,15 +62,14 @@ def _check_file(path: str) -> None:
         raise CheckpointError(f"{path}: not a file")
 
 
-def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
-    """Read a tpsmm safetensors checkpoint -> ``(config, {network: state_dict}, metadata)``."""
+def _read_header(path: str) -> tuple[Config, dict[str, str]]:
+    """The config and metadata of a tpsmm safetensors checkpoint, without reading its tensors."""
     _check_file(path)
     try:
         from safetensors import safe_open
 
         with safe_open(path, framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     if meta.get("format") != "tpsmm" or "config" not in meta:
@@ -83,6 +82,16 @@ def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor
         config = Config.from_json(meta["config"])
     except (ConfigError, json.JSONDecodeError, TypeError) as exc:
         raise CheckpointError(f"{path}: invalid config in metadata ({exc})") from None
+    return config, meta
+
+
+def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
+    """Read a tpsmm safetensors checkpoint -> ``(config, {network: state_dict}, metadata)``."""
+    config, meta = _read_header(path)
+    try:
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         net, _, rest = key.partition(".")
@@ -182,15 +191,17 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
 
 def load_network(module: torch.nn.Module, tensors: dict[str, torch.Tensor], *, name: str, source: str) -> None:
     """Load ``tensors`` into ``module`` strictly; an unexpected, missing or mis-shaped key is a
-    :class:`CheckpointError` naming ``source`` and ``name.key``."""
+    :class:`CheckpointError` naming ``source`` and ``name.key`` (the first in the module's own order, whatever
+    order the file stores its tensors in)."""
     expected = module.state_dict()
     for key, value in tensors.items():
         if key not in expected:
             raise CheckpointError(f"{source}: unexpected key {name}.{key} {tuple(value.shape)} for this "
                                   "architecture")
-        if tuple(expected[key].shape) != tuple(value.shape):
+    for key, want in expected.items():
+        if key in tensors and tuple(tensors[key].shape) != tuple(want.shape):
             raise CheckpointError(f"{source}: shape mismatch for {name}.{key}: checkpoint has "
-                                  f"{tuple(value.shape)}, the config expects {tuple(expected[key].shape)}")
+                                  f"{tuple(tensors[key].shape)}, the config expects {tuple(want.shape)}")
     absent = [k for k in expected if k not in tensors]
     if absent:
         raise CheckpointError(f"{source}: {name} is missing {len(absent)} key(s), e.g. {name}.{absent[0]}")
@@ -221,7 +232,7 @@ def checkpoint_config(path: str) -> Config:
     path = os.fspath(path)
     if is_official_path(path):
         return _official_config(path, read_official(path), None, None)
-    return read_checkpoint(path)[0]
+    return _read_header(path)[0]
 
 
 def convert_official(src: str, dst: str, *, config: str | Config | None = None, image_size: int | None = None,

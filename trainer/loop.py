@@ -126,20 +126,17 @@ def init_weights(model: TPSMM, path: str) -> None:
     Every network with weights in ``model`` must be in the file with the same shapes; an error names the file and
     the first mismatch. The AVD network, trained separately, is not copied.
     """
-    from ..core.checkpoint import CheckpointError, load_model, load_network
+    from ..core.checkpoint import CheckpointError, is_official_path, load_network, read_checkpoint, read_official
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "no AVD network": irrelevant for stage-1 training
-            source = load_model(path)
+        groups = read_official(path) if is_official_path(path) else read_checkpoint(path)[1]
         for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
             target = getattr(model, name)
             if target is None or not any(True for _ in target.parameters()):
                 continue
-            donor = getattr(source, name)
-            if donor is None or not any(True for _ in donor.parameters()):
+            if name not in groups:
                 raise ValueError(f"--init-from {path}: the checkpoint has no trained {name} for this config")
-            load_network(target, donor.state_dict(), name=name, source=path)
+            load_network(target, groups[name], name=name, source=path)
     except CheckpointError as exc:
         raise ValueError(f"--init-from: {exc} (train with the checkpoint's architecture: see `tpsmm info`)") from None
 
