@@ -50,7 +50,7 @@ def _check_out(folder: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .__main__ import build_parser
-    from .core.animate_cli import run as animate
+    from .core.cli.animate import run as animate
 
     for name in ("model.safetensors", "source.png", "driving.mp4"):
         if not (ASSETS / name).is_file():

@@ -4,7 +4,7 @@ Paths (each runs in its own subprocess, on the same inputs, so timings and peak 
 
 * ``naive``: the reference's loop rebuilt from our modules — batch 1, float32, the source re-encoded
   (downscale + inpainting encoder) for every frame, one device→host copy per frame.
-* ``engine-*``: :class:`tpsmm.core.engine.AnimationEngine` — batches, cached source, optional
+* ``engine-*``: :class:`tpsmm.core.animation.engine.AnimationEngine` — batches, cached source, optional
   channels_last and bfloat16/float16 autocast.
 
 Both include driving keypoint detection and relative motion transfer. Outputs are compared with the
@@ -53,9 +53,9 @@ def paths_for(device: str, batch: int) -> dict[str, dict]:
 
 # ----------------------------------------------------------------------------- child: one path
 def run_path(args) -> None:
-    from tpsmm.core.checkpoint import load_model
-    from tpsmm.core.engine import AnimationEngine
-    from tpsmm.core.motion import MotionTransfer, relative_keypoints
+    from tpsmm.core.model.checkpoint import load_model
+    from tpsmm.core.animation.engine import AnimationEngine
+    from tpsmm.core.animation.motion import MotionTransfer, relative_keypoints
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     dev = torch.device(args.device)
@@ -127,8 +127,8 @@ def machine() -> str:
 
 def make_inputs(size: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """A smooth textured source and a driving clip whose content drifts and scales a little."""
-    from tpsmm.core.hires import _texture
-    from tpsmm.core.coords import make_coordinate_grid
+    from tpsmm.core.animation.hires import _texture
+    from tpsmm.core.geometry.coords import make_coordinate_grid
 
     tex = _texture(size, seed)
     grid = make_coordinate_grid(size, size)[None]
@@ -141,7 +141,7 @@ def make_inputs(size: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor
 
 
 def tiny_config():
-    from tpsmm.core.config import ModelConfig
+    from tpsmm.core.model.config import ModelConfig
 
     return ModelConfig(num_tps=2, gen_block_expansion=8, gen_max_features=32, dm_block_expansion=8,
                        dm_max_features=32, dm_num_blocks=3, avd_id_bottle_size=16, avd_pose_bottle_size=16,
@@ -149,8 +149,8 @@ def tiny_config():
 
 
 def random_checkpoint(path: str, config=None) -> str:
-    from tpsmm.core.checkpoint import save_checkpoint
-    from tpsmm.core.config import ModelConfig
+    from tpsmm.core.model.checkpoint import save_checkpoint
+    from tpsmm.core.model.config import ModelConfig
     from tpsmm.core.model import TPSMM
 
     torch.manual_seed(0)
@@ -164,7 +164,7 @@ def psnr(a, b) -> float:
 
 
 def hires_rows() -> list[str]:
-    from tpsmm.core.hires import gradient_energy, psnr as psnr_b, render_hires, synthetic_case, upscale_frames
+    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b, render_hires, synthetic_case, upscale_frames
 
     c = synthetic_case(256, 1024)
     hi = render_hires(c["source"], c["generated"], c["deformation"], c["occlusion"], size=1024)
@@ -180,10 +180,10 @@ def demo_rows() -> list[str]:
     reconstruction (source = driving frame 0, ground truth = the 256² driving frames)."""
     import numpy as np
 
-    from tpsmm.core.checkpoint import load_model
-    from tpsmm.core.engine import AnimationEngine
-    from tpsmm.core.hires import gradient_energy, psnr as psnr_b, render_hires, upscale_frames
-    from tpsmm.core.video import VideoReader
+    from tpsmm.core.model.checkpoint import load_model
+    from tpsmm.core.animation.engine import AnimationEngine
+    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b, render_hires, upscale_frames
+    from tpsmm.core.media.video import VideoReader
 
     demo = os.path.join(HERE, "..", "assets", "demo")
     model = load_model(os.path.join(demo, "model.safetensors"))
@@ -214,12 +214,12 @@ def demo_rows() -> list[str]:
 
 def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
     """Peak RSS of ``tpsmm animate`` (run in-process by a wrapper) on 256² clips of different lengths."""
-    from tpsmm.core.video import VideoWriter
+    from tpsmm.core.media.video import VideoWriter
 
     ckpt = checkpoint or random_checkpoint(os.path.join(tmp, "tiny.safetensors"), tiny_config())
     inputs = make_inputs(256, 10)
     src = os.path.join(tmp, "src.png")
-    from tpsmm.core.image_io import save_image
+    from tpsmm.core.media.image_io import save_image
 
     save_image(src, inputs["source"][0].permute(1, 2, 0).numpy())
     wrapper = ("import resource, sys, tpsmm.__main__ as m; m.COMMAND_MODULES = ('tpsmm.core.cli',); "

@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from tpsmm.core.config import Config, ModelConfig, TrainConfig, get_preset
-from tpsmm.core.video_writer import VideoWriter
+from tpsmm.core.model.config import Config, ModelConfig, TrainConfig, get_preset
+from tpsmm.core.media.video_writer import VideoWriter
 from tpsmm.trainer.cli import _dataset
 from tpsmm.trainer.data import read_frames, scan_videos
 from tpsmm.trainer.loop import Trainer, TrainOptions

@@ -9,11 +9,11 @@ Public API::
 Steps: ``model.extract_keypoints`` -> :class:`Keypoints`, ``model.estimate_motion`` -> :class:`Motion`,
 ``model.generate`` -> frames and occlusion masks.
 """
-from .checkpoint import CheckpointError, convert_official, load_model, save_checkpoint
-from .config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
-from .images import InputError
-from .model import TPSMM, ModelError
-from .structures import MODES, Keypoints, Motion
+from .model.checkpoint import CheckpointError, convert_official, load_model, save_checkpoint
+from .model.config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
+from .media.images import InputError
+from .model.container import TPSMM, ModelError
+from .model.structures import MODES, Keypoints, Motion
 
 __all__ = ["load_model", "convert_official", "save_checkpoint", "CheckpointError", "Config", "ModelConfig",
            "ConfigError", "PRESETS", "get_preset", "load_config", "InputError", "TPSMM", "ModelError",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tpsmm.core.config import ModelConfig
+from tpsmm.core.model.config import ModelConfig
 from tpsmm.core.model import TPSMM
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -39,7 +39,7 @@ def tiny_model() -> TPSMM:
 @pytest.fixture
 def tiny_checkpoint(tmp_path) -> str:
     """Path of a saved tiny tpsmm .safetensors checkpoint (random weights, AVD and bg included)."""
-    from tpsmm.core.checkpoint import save_checkpoint
+    from tpsmm.core.model.checkpoint import save_checkpoint
 
     path = tmp_path / "tiny.safetensors"
     save_checkpoint(make_tiny_model(), str(path))

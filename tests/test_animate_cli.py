@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
-from tpsmm.core.checkpoint import load_model, save_checkpoint
-from tpsmm.core.image_io import load_image, save_image
+from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.media.image_io import load_image, save_image
 from tpsmm.core.model import TPSMM
-from tpsmm.core.video import VideoReader, probe_video
+from tpsmm.core.media.video import VideoReader, probe_video
 
 N = 8  # driving frames
 
@@ -120,7 +120,7 @@ def test_existing_output_and_inputs_are_protected(cli, media, tmp_path):
 
 
 def test_interrupt_leaves_no_output(cli, tmp_path, monkeypatch):
-    from tpsmm.core.engine import AnimationEngine
+    from tpsmm.core.animation.engine import AnimationEngine
 
     calls = []
     real = AnimationEngine.render_batch

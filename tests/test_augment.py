@@ -5,7 +5,7 @@ import pytest
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from tpsmm.core.config import DatasetConfig, get_preset
+from tpsmm.core.model.config import DatasetConfig, get_preset
 from tpsmm.trainer.augment import AugmentConfig, augment_clip
 
 

@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 
 from conftest import tiny_model_config
 from test_train import PairDataset, _write_frames
-from tpsmm.core.checkpoint import load_model, save_checkpoint
-from tpsmm.core.config import AVDTrainConfig, Config
+from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.model.config import AVDTrainConfig, Config
 from tpsmm.core.model import TPSMM
 from tpsmm.trainer.avd_train import AVDTrainer, random_scale
 

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from conftest import make_tiny_model, tiny_model_config
 from tpsmm.__main__ import main
-from tpsmm.core.checkpoint import (CheckpointError, convert_official, infer_model_config, load_model,
+from tpsmm.core.model.checkpoint import (CheckpointError, convert_official, infer_model_config, load_model,
                                    read_checkpoint, read_official, save_checkpoint)
 
 
@@ -166,7 +166,7 @@ def test_config_mismatch_between_config_and_checkpoint(tmp_path):
     model = make_tiny_model()
     src = _official(model, tmp_path / "m.pth.tar")
     other = tiny_model_config(num_tps=3)
-    from tpsmm.core.config import Config
+    from tpsmm.core.model.config import Config
     with pytest.raises(CheckpointError, match="shape mismatch"):
         convert_official(src, str(tmp_path / "o.safetensors"), config=Config(model=other))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tpsmm.core.config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
+from tpsmm.core.model.config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
 
 
 def test_presets_differ_as_released():

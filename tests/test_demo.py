@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from tpsmm.__main__ import main
-from tpsmm.core.video import VideoReader, probe_video
+from tpsmm.core.media.video import VideoReader, probe_video
 
 
 def test_demo_end_to_end(tmp_path, capsys):

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from conftest import make_tiny_model
-from tpsmm.core.engine import AnimationEngine, inference_copy
-from tpsmm.core.motion import MotionTransfer, relative_keypoints
-from tpsmm.core.smoothing import EMAFilter, OneEuroFilter, make_filter
+from tpsmm.core.animation.engine import AnimationEngine, inference_copy
+from tpsmm.core.animation.motion import MotionTransfer, relative_keypoints
+from tpsmm.core.animation.smoothing import EMAFilter, OneEuroFilter, make_filter
 
 
 @pytest.fixture(scope="module")

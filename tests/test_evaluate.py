@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tpsmm.core.checkpoint import save_checkpoint
-from tpsmm.core.video import VideoReader
+from tpsmm.core.model.checkpoint import save_checkpoint
+from tpsmm.core.media.video import VideoReader
 from tpsmm.trainer.data import DataError
 from tpsmm.trainer.evaluate import add_eval_arguments, eval_command, evaluate_reconstruction, output_stems
 

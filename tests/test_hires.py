@@ -1,11 +1,11 @@
-"""Tests for tpsmm.core.hires: flow-based high-resolution output against a full-resolution ground truth."""
+"""Tests for tpsmm.core.animation.hires: flow-based high-resolution output against a full-resolution ground truth."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tpsmm.core.coords import make_coordinate_grid
-from tpsmm.core.hires import gradient_energy, psnr, render_hires, synthetic_case, upsample_flow, upscale_frames
+from tpsmm.core.geometry.coords import make_coordinate_grid
+from tpsmm.core.animation.hires import gradient_energy, psnr, render_hires, synthetic_case, upsample_flow, upscale_frames
 
 
 def test_flow_upscaling_beats_bicubic_against_full_resolution_truth():

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model_config
-from tpsmm.core.checkpoint import load_model, save_checkpoint
-from tpsmm.core.config import Config, ConfigError, TrainConfig
-from tpsmm.core.coords import make_coordinate_grid
-from tpsmm.core.lucas_kanade import MOTION_MODELS, estimate_global_motion
+from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.model.config import Config, ConfigError, TrainConfig
+from tpsmm.core.geometry.coords import make_coordinate_grid
+from tpsmm.core.geometry.lucas_kanade import MOTION_MODELS, estimate_global_motion
 from tpsmm.core.model import TPSMM
 from tpsmm.core.networks.bg_motion import BGLucasKanade, BGMotionPredictor
 
@@ -121,7 +121,7 @@ def test_bad_input(kwargs, match):
 
 
 def test_every_config_motion_model_exists():
-    assert set(MOTION_MODELS) == set(__import__("tpsmm.core.config", fromlist=["x"]).LK_MOTION_MODELS)
+    assert set(MOTION_MODELS) == set(__import__("tpsmm.core.model.config", fromlist=["x"]).LK_MOTION_MODELS)
 
 
 @pytest.mark.parametrize("field, value", [("bg_motion", "flow"), ("bg_lk_model", "homography")])

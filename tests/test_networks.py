@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import make_tiny_model, tiny_model_config
-from tpsmm.core.checkpoint import infer_model_config, load_model, save_checkpoint
-from tpsmm.core.config import ConfigError, get_preset
-from tpsmm.core.engine import AnimationEngine
+from tpsmm.core.model.checkpoint import infer_model_config, load_model, save_checkpoint
+from tpsmm.core.model.config import ConfigError, get_preset
+from tpsmm.core.animation.engine import AnimationEngine
 from tpsmm.core.model import TPSMM
 from tpsmm.core.networks.dense_motion import dropout_softmax
 

@@ -10,10 +10,10 @@ import torch
 from conftest import make_tiny_model
 
 import tpsmm
-from tpsmm.core.checkpoint import save_checkpoint
-from tpsmm.core.crop import CropBox
-from tpsmm.core.structures import Keypoints, Motion
-from tpsmm.core.video import VideoWriter
+from tpsmm.core.model.checkpoint import save_checkpoint
+from tpsmm.core.animation.crop import CropBox
+from tpsmm.core.model.structures import Keypoints, Motion
+from tpsmm.core.media.video import VideoWriter
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
 from tpsmm.tpsmm_nodes import NODE_DISPLAY_NAME_MAPPINGS as NAMES
 from tpsmm.tpsmm_nodes import comfy_compat

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from tpsmm.__main__ import main
 from tpsmm.core import load_model
-from tpsmm.core.motion import relative_keypoints
-from tpsmm.core.tps import tps_grid, tps_solve
+from tpsmm.core.animation.motion import relative_keypoints
+from tpsmm.core.geometry.tps import tps_grid, tps_solve
 
 TOL = 1e-4
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tpsmm.core.coords import kp2gaussian, make_coordinate_grid
-from tpsmm.core.tps import RandomTPS, tps_grid, tps_kernel, tps_solve, tps_warp
+from tpsmm.core.geometry.coords import kp2gaussian, make_coordinate_grid
+from tpsmm.core.geometry.tps import RandomTPS, tps_grid, tps_kernel, tps_solve, tps_warp
 
 
 def _kp(b=2, k=3, seed=0, dtype=torch.float64):

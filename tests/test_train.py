@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from conftest import make_tiny_model, tiny_model_config
-from tpsmm.core.checkpoint import load_model
-from tpsmm.core.config import Config, TrainConfig
+from tpsmm.core.model.checkpoint import load_model
+from tpsmm.core.model.config import Config, TrainConfig
 from tpsmm.trainer.data import FramePair
 from tpsmm.trainer.loop import Trainer, TrainingDiverged, TrainOptions
 from tpsmm.trainer.run_dir import RunFiles
@@ -236,7 +236,7 @@ def test_mixed_precision_steps(tmp_path, amp):
 def test_config_overrides():
     import argparse
 
-    from tpsmm.core.config import ConfigError
+    from tpsmm.core.model.config import ConfigError
     from tpsmm.trainer.cli import apply_overrides, build_config
 
     args = argparse.Namespace(config="taichi-256", model_size="small", set=["model.num_tps=4", "train.bg_start=3",

@@ -1,4 +1,4 @@
-"""Tests for tpsmm.core.video / video_writer / image_io. All media are generated tiny in tmp_path."""
+"""Tests for tpsmm.core.media.video / video_writer / image_io. All media are generated tiny in tmp_path."""
 from __future__ import annotations
 
 import os
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tpsmm.core.image_io import load_image, save_image
-from tpsmm.core.video import (
+from tpsmm.core.media.image_io import load_image, save_image
+from tpsmm.core.media.video import (
     SUPPORTED_OUTPUTS, VideoError, VideoInfo, VideoReader, VideoWriter, output_kind, probe_video,
 )
 

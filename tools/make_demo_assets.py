@@ -21,9 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from tpsmm.core.image_io import save_image
-from tpsmm.core.video import VideoReader
-from tpsmm.core.video_writer import VideoWriter
+from tpsmm.core.media.image_io import save_image
+from tpsmm.core.media.video import VideoReader
+from tpsmm.core.media.video_writer import VideoWriter
 from tpsmm.trainer.synthetic import clip_rng
 from tpsmm.trainer.synthetic_character import render_character_clip
 

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..core.image_io import load_image, save_image
-from ..core.video import VideoReader, VideoWriter, probe_video
+from ..core.media.image_io import load_image, save_image
+from ..core.media.video import VideoReader, VideoWriter, probe_video
 
 __all__ = ["HeadlessContext", "HeadlessVideo", "HeadlessAudio", "HEADLESS_NODES", "reserve_output"]
 

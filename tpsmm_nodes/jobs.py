@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..core.atomic import atomic_write
+from ..core.media.atomic import atomic_write
 from .executor import one_line
 from .graph import Override, RenderError, apply_overrides
 

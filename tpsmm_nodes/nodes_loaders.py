@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-from ..core.checkpoint import CheckpointError, load_model
+from ..core.model.checkpoint import CheckpointError, load_model
 from . import comfy_compat as cc
 from .runtime import LoadedModel
 

@@ -1,9 +1,9 @@
 """TPSMM Extract Keypoints and TPSMM Estimate Motion."""
 from __future__ import annotations
 
-from ..core.images import InputError
-from ..core.smoothing import SMOOTHING_KINDS
-from ..core.structures import MODES
+from ..core.media.images import InputError
+from ..core.animation.smoothing import SMOOTHING_KINDS
+from ..core.model.structures import MODES
 from . import pipeline as pl
 from .runtime import on_device
 

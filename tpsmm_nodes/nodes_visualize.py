@@ -1,7 +1,7 @@
 """TPSMM Draw Keypoints and TPSMM Visualize Motion."""
 from __future__ import annotations
 
-from ..core import visualize as vis
+from ..core.media import visualize as vis
 from . import pipeline as pl
 from . import runtime as rt
 from .nodes_motion import BATCH, MODEL

@@ -1,6 +1,6 @@
 """The animation steps as the nodes call them: IMAGE/VIDEO in, Keypoints/Motion/IMAGE out.
 
-Each function takes the :class:`~tpsmm.core.engine.AnimationEngine` yielded by
+Each function takes the :class:`~tpsmm.core.animation.engine.AnimationEngine` yielded by
 :func:`~tpsmm.tpsmm_nodes.runtime.on_device` and works in pieces of ``engine.batch_size`` frames
 (progress, interruption, OOM retry). Results are float32 CPU copies; inputs are never modified.
 """
@@ -12,11 +12,11 @@ from typing import Iterator
 
 import torch
 
-from ..core.engine import AnimationEngine
-from ..core.images import InputError, to_user_layout
+from ..core.animation.engine import AnimationEngine
+from ..core.media.images import InputError, to_user_layout
 from ..core.model import ModelError
-from ..core.smoothing import make_filter
-from ..core.structures import Keypoints, Motion
+from ..core.animation.smoothing import make_filter
+from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
 from .runtime import check_aspect, check_images, chunks, to_output
 
@@ -63,7 +63,7 @@ def video_batches(video, *, size: int, batch_size: int) -> Iterator[torch.Tensor
     A video file is decoded one frame at a time and resized on the fly (memory: one chunk); videos
     held in memory (``VideoFromComponents``, uploads kept as bytes) fall back to ``get_components()``.
     """
-    from ..core.video import VideoReader
+    from ..core.media.video import VideoReader
 
     source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
     if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
@@ -77,7 +77,7 @@ def video_batches(video, *, size: int, batch_size: int) -> Iterator[torch.Tensor
 
 
 def smooth_keypoints(kp: Keypoints, kind: str, strength: float, fps: float) -> Keypoints:
-    """Causal temporal smoothing of driving keypoints (:func:`tpsmm.core.smoothing.make_filter`)."""
+    """Causal temporal smoothing of driving keypoints (:func:`tpsmm.core.animation.smoothing.make_filter`)."""
     filt = make_filter(kind, strength, fps=fps)
     return kp if filt is None else dataclasses.replace(kp, value=filt(kp.value))
 

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-from ..core.atomic import atomic_write
+from ..core.media.atomic import atomic_write
 from .executor import RenderResult
 from .graph import RenderError
 

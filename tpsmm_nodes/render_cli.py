@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["register", "main"]
+__all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,9 +68,3 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)
 
-
-def main(argv=None) -> int:
-    """Run ``tpsmm render ARGS`` (used by tests and ``python -m``)."""
-    from ..__main__ import main as tpsmm_main
-
-    return tpsmm_main(["render", *(argv or [])])

@@ -2,9 +2,9 @@
 
 * :class:`LoadedModel` is what travels on a ``TPSMM_MODEL`` socket. :func:`on_device` moves it to the
   run device for one node call and back to the offload device afterwards (ComfyUI's "simple" way of
-  running a plain ``nn.Module``) and yields an :class:`~tpsmm.core.engine.AnimationEngine` that
+  running a plain ``nn.Module``) and yields an :class:`~tpsmm.core.animation.engine.AnimationEngine` that
   computes in the chosen precision (weights stay float32; half precision runs under autocast with
-  the sensitive parts in float32, see :mod:`tpsmm.core.engine`).
+  the sensitive parts in float32, see :mod:`tpsmm.core.animation.engine`).
 * :func:`chunks` runs long loops in pieces with a progress bar, an interruption check and (on GPUs)
   an out-of-memory retry that halves the piece.
 * Everything returned to ComfyUI is a float32 copy on the intermediate device (the CPU).
@@ -19,10 +19,10 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..core.engine import AnimationEngine
-from ..core.images import InputError
+from ..core.animation.engine import AnimationEngine
+from ..core.media.images import InputError
 from ..core.model import TPSMM
-from ..core.structures import Keypoints, Motion
+from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
 
 __all__ = ["LoadedModel", "on_device", "check_images", "check_aspect", "to_output", "chunks"]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 if TYPE_CHECKING:
-    from ..core.config import DatasetConfig
+    from ..core.model.config import DatasetConfig
 
 __all__ = ["AugmentConfig", "augment_clip", "JITTER_KEYS"]
 
@@ -86,7 +86,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dataset_config(cls, cfg: "DatasetConfig") -> "AugmentConfig":
-        """The augmentations of a :class:`~tpsmm.core.config.DatasetConfig`."""
+        """The augmentations of a :class:`~tpsmm.core.model.config.DatasetConfig`."""
         return cls(horizontal_flip=bool(cfg.horizontal_flip), time_flip=bool(cfg.time_flip),
                    jitter=dict(cfg.jitter) if cfg.jitter else None, crop_size=cfg.crop_size,
                    resize_ratio=tuple(cfg.resize_ratio) if cfg.resize_ratio is not None else None)

@@ -23,8 +23,8 @@ import time
 import torch
 from torch.optim.lr_scheduler import MultiStepLR
 
-from ..core.checkpoint import is_official_path, load_model, read_checkpoint, save_checkpoint
-from ..core.config import AVDTrainConfig, Config, load_config
+from ..core.model.checkpoint import is_official_path, load_model, read_checkpoint, save_checkpoint
+from ..core.model.config import AVDTrainConfig, Config, load_config
 from ..core.model import TPSMM
 from ..core.networks.avd import AVDNetwork
 from .distributed import chunk_seed

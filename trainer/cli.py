@@ -32,10 +32,10 @@ _FIXED_ON_RESUME = ("config", "model_size", "set", "batch_size", "accumulate", "
 
 
 def apply_overrides(config, entries: list[str]):
-    """Apply ``section.field=value`` entries (value parsed as YAML) to a :class:`~tpsmm.core.config.Config`."""
+    """Apply ``section.field=value`` entries (value parsed as YAML) to a :class:`~tpsmm.core.model.config.Config`."""
     import yaml
 
-    from ..core.config import Config, ConfigError
+    from ..core.model.config import Config, ConfigError
 
     plain = dataclasses.asdict(config)
     for entry in entries:
@@ -68,9 +68,9 @@ def apply_overrides(config, entries: list[str]):
 
 
 def build_config(args):
-    """The run's :class:`~tpsmm.core.config.Config` from ``tpsmm train`` arguments."""
-    from ..core.checkpoint import CheckpointError, checkpoint_config
-    from ..core.config import load_config
+    """The run's :class:`~tpsmm.core.model.config.Config` from ``tpsmm train`` arguments."""
+    from ..core.model.checkpoint import CheckpointError, checkpoint_config
+    from ..core.model.config import load_config
 
     if args.config or not args.init_from:
         cfg = load_config(args.config or "vox-256")
@@ -163,7 +163,7 @@ def _train_avd(args) -> int:
 
 
 def _add_train(sub) -> None:
-    from ..core.config import PRESETS
+    from ..core.model.config import PRESETS
 
     p = sub.add_parser(
         "train", help="train TPSMM on your videos (one process or torchrun/DDP)",
@@ -172,7 +172,7 @@ def _add_train(sub) -> None:
                     "background predictor from bg_start, equivariance/warp/bg losses).\n"
                     "Multi-GPU: torchrun --nproc_per_node N -m tpsmm train ... (--batch-size is the global batch).\n"
                     "Smaller models: --model-size small|tiny, or --set model.gen_block_expansion=16 style entries\n"
-                    "(SECTION.FIELD=VALUE, SECTION in model/train/dataset/train_avd; see tpsmm.core.config).\n"
+                    "(SECTION.FIELD=VALUE, SECTION in model/train/dataset/train_avd; see tpsmm.core.model.config).\n"
                     "The perceptual loss needs VGG-19 weights on disk (torchvision's cache or --vgg-weights);\n"
                     "without them use --recon-loss l1-ssim. Nothing is downloaded.",
         epilog="example: tpsmm train --config vox-256 --data ./mydata --out runs/me --model-size small "

@@ -36,8 +36,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..core.image_io import VideoError, list_image_files, load_image_uint8, resize_uint8
-from ..core.video import VideoReader, probe_video
+from ..core.media.image_io import VideoError, list_image_files, load_image_uint8, resize_uint8
+from ..core.media.video import VideoReader, probe_video
 from .augment import AugmentConfig, augment_clip
 
 __all__ = ["DataError", "VIDEO_EXTENSIONS", "STRIP_EXTENSIONS", "VideoEntry", "FramePair", "TestVideo",
@@ -245,7 +245,7 @@ def common_frame_shape(entries: list[VideoEntry]) -> tuple[int, int]:
 def read_frames(entry: VideoEntry, size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """Stream uint8 ``[H, W, 3]`` frames of ``entry``, resized to ``size = (h, w)`` when given.
 
-    Video files and folders go through :class:`~tpsmm.core.video.VideoReader` (undecodable frames are
+    Video files and folders go through :class:`~tpsmm.core.media.video.VideoReader` (undecodable frames are
     skipped with a warning); strips are cut into ``entry.width``-wide frames.
     """
     if entry.kind == "strip":

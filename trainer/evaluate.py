@@ -37,9 +37,9 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..core.atomic import atomic_write
-from ..core.image_io import VideoError
-from ..core.video_writer import VideoWriter
+from ..core.media.atomic import atomic_write
+from ..core.media.image_io import VideoError
+from ..core.media.video_writer import VideoWriter
 from .data import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntry, _candidates, _scan, _split_names,
                    _warn_skipped, read_frames)
 
@@ -287,8 +287,8 @@ def _device(spec: str | None) -> torch.device:
 
 def eval_command(args: argparse.Namespace) -> int:
     """Body of ``tpsmm eval``: 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
-    from ..core.checkpoint import CheckpointError, load_model
-    from ..core.config import ConfigError
+    from ..core.model.checkpoint import CheckpointError, load_model
+    from ..core.model.config import ConfigError
 
     try:
         if args.batch < 1:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core.config import ModelConfig, TrainConfig
+from ..core.model.config import ModelConfig, TrainConfig
 from ..core.model import TPSMM
-from ..core.tps import RandomTPS
+from ..core.geometry.tps import RandomTPS
 from .losses import ImagePyramid, background_loss, equivariance_loss, warp_loss
 
 __all__ = ["dropout_probability", "background_active", "TrainingModel", "LOSS_NAMES"]

@@ -3,7 +3,7 @@
 A run folder ``RUN_DIR`` holds::
 
     run.json                          # config, options and data settings of the run
-    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.checkpoint.load_model)
+    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.model.checkpoint.load_model)
     checkpoints/00001000.state.safetensors   # optimisers, schedulers, counters, RNG states
     latest.json                       # the newest complete checkpoint pair (replaced atomically, last)
     model.safetensors                 # the final model, written when training ends
@@ -42,8 +42,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import MultiStepLR
 
-from ..core.checkpoint import read_checkpoint
-from ..core.config import Config
+from ..core.model.checkpoint import read_checkpoint
+from ..core.model.config import Config
 from ..core.model import TPSMM
 from .distributed import DistInfo, StepSampler, all_reduce_sum, chunk_seed, init_distributed, shutdown_distributed
 from .full_model import TrainingModel, background_active
@@ -126,7 +126,7 @@ def init_weights(model: TPSMM, path: str) -> None:
     Every network with weights in ``model`` must be in the file with the same shapes; an error names the file and
     the first mismatch. The AVD network, trained separately, is not copied.
     """
-    from ..core.checkpoint import CheckpointError, is_official_path, load_network, read_checkpoint, read_official
+    from ..core.model.checkpoint import CheckpointError, is_official_path, load_network, read_checkpoint, read_official
 
     try:
         groups = read_official(path) if is_official_path(path) else read_checkpoint(path)[1]

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.blocks import AntiAliasInterpolation2d
-from ..core.config import TrainConfig
-from ..core.tps import RandomTPS
+from ..core.networks.blocks import AntiAliasInterpolation2d
+from ..core.model.config import TrainConfig
+from ..core.geometry.tps import RandomTPS
 
 __all__ = ["LossSetupError", "ImagePyramid", "VGG19Features", "find_vgg_weights", "PerceptualLoss", "L1SSIMLoss",
            "equivariance_loss", "warp_loss", "background_loss", "VGG_LAYERS", "RECON_LOSSES",

@@ -9,9 +9,9 @@ import os
 import shutil
 import sys
 
-from ..core.atomic import atomic_write
-from ..core.checkpoint import save_checkpoint
-from ..core.config import Config
+from ..core.media.atomic import atomic_write
+from ..core.model.checkpoint import save_checkpoint
+from ..core.model.config import Config
 from .train_state import save_state
 from .visualize import loss_curve, sample_grid, save_png
 

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.atomic import atomic_write
+from ..core.media.atomic import atomic_write
 
 __all__ = ["TrainStateError", "save_state", "load_state", "capture_rng", "restore_rng", "STATE_FORMAT"]
 

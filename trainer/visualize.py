@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..core.atomic import atomic_write
+from ..core.media.atomic import atomic_write
 
 __all__ = ["keypoint_colors", "sample_grid", "loss_curve", "save_png"]
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..lucas_kanade import MOTION_MODELS, estimate_global_motion
-from ..precision import float32_region
+from ..geometry.lucas_kanade import MOTION_MODELS, estimate_global_motion
+from .precision import float32_region
 from .backbone import backbone_features, make_backbone
 
 __all__ = ["BGMotionPredictor", "BGLucasKanade"]
@@ -45,7 +45,7 @@ class BGLucasKanade(nn.Module):
 
     The ``bg_motion="lk"`` alternative to :class:`BGMotionPredictor`: a robust coarse-to-fine Lucas-Kanade fit of
     one ``model`` warp (``translation``, ``zoom``, ``similarity`` or ``affine``) to the frame pair, see
-    :func:`tpsmm.core.lucas_kanade.estimate_global_motion`. Same output convention (driving (x, y, 1) -> source
+    :func:`tpsmm.core.geometry.lucas_kanade.estimate_global_motion`. Same output convention (driving (x, y, 1) -> source
     coordinates, third row ``(0, 0, 1)``, float32); no weights, so nothing of it is trained or saved.
     """
 

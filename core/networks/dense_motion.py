@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from ..blocks import AntiAliasInterpolation2d, Hourglass, UpBlock2d
-from ..coords import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous
-from ..precision import float32_region
-from ..tps import tps_grid, tps_solve
+from .blocks import AntiAliasInterpolation2d, Hourglass, UpBlock2d
+from ..geometry.coords import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous
+from .precision import float32_region
+from ..geometry.tps import tps_grid, tps_solve
 
 __all__ = ["DenseMotion", "DenseMotionNetwork", "dropout_softmax"]
 

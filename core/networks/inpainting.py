@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from ..precision import float32_region
+from .blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from .precision import float32_region
 from .dense_motion import DenseMotion
 
 __all__ = ["Generated", "InpaintingNetwork", "deform"]
@@ -98,7 +98,7 @@ class InpaintingNetwork(nn.Module):
             with_warped_maps: also return the detached warped encoder maps (warp loss).
 
         Under autocast the convolutions run in half precision; warping, masking and the final blends
-        run in float32 (see :mod:`tpsmm.core.precision`).
+        run in float32 (see :mod:`tpsmm.core.networks.precision`).
         """
         enc = self.encode(source) if encoded is None else encoded
         d, occ = motion.deformation, motion.occlusion

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..precision import float32_region
+from .precision import float32_region
 from .backbone import backbone_features, make_backbone
 
 __all__ = ["KPDetector"]

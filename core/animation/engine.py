@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from .coords import kp2gaussian
-from .images import to_user_layout
-from .networks.dense_motion import DenseMotion
-from .networks.inpainting import Generated, deform
+from ..geometry.coords import kp2gaussian
+from ..media.images import to_user_layout
+from ..networks.dense_motion import DenseMotion
+from ..networks.inpainting import Generated, deform
 
 __all__ = ["SourceCache", "RenderedBatch", "AnimationEngine", "AMP_DTYPES", "inference_copy"]
 

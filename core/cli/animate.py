@@ -67,7 +67,7 @@ def parse_reference(text: str) -> int | str:
 
 
 def _crop_arg(text: str):
-    from .crop import CropBox
+    from ..animation.crop import CropBox
 
     try:
         return CropBox.parse(text)
@@ -138,7 +138,7 @@ def _dtype(name: str, device: torch.device) -> torch.dtype:
 
 def _check_args(args) -> list[tuple[str, str]]:
     """Validate options and output paths before any work; returns ``[(flag, path)]`` of the outputs."""
-    from .video_writer import output_kind
+    from ..media.outputs import check_outputs
 
     if args.batch is not None and args.batch < 1:
         raise ValueError(f"--batch: must be >= 1, got {args.batch}")
@@ -153,21 +153,10 @@ def _check_args(args) -> list[tuple[str, str]]:
     for flag, path in (("--checkpoint", args.checkpoint), ("--source", args.source), ("--driving", args.driving)):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{flag} {path}: file not found")
-    inputs = {os.path.realpath(args.checkpoint): "the checkpoint", os.path.realpath(args.source): "the source image",
-              os.path.realpath(args.driving): "the driving video"}
     outputs = [(f, p) for f, p in (("--out", args.out), ("--save-flow", args.save_flow),
                                    ("--save-occlusion", args.save_occlusion)) if p]
-    seen: dict[str, str] = {}
-    for flag, path in outputs:
-        output_kind(path)
-        real = os.path.realpath(path.rstrip("/" + os.sep))
-        if real in inputs:
-            raise ValueError(f"{flag} {path}: is {inputs[real]}; refusing to overwrite an input")
-        if real in seen:
-            raise ValueError(f"{flag} {path}: same path as {seen[real]}")
-        seen[real] = flag
-        if os.path.lexists(path.rstrip("/" + os.sep)) and not args.overwrite:
-            raise ValueError(f"{flag} {path}: already exists (pass --overwrite to replace it)")
+    check_outputs(outputs, inputs={args.checkpoint: "the checkpoint", args.source: "the source image",
+                                   args.driving: "the driving video"}, overwrite=args.overwrite)
     return outputs
 
 
@@ -184,10 +173,10 @@ class _Renderer:
     """Per-clip state: engine and source cache, keypoint smoothing and transfer, output composition."""
 
     def __init__(self, model, args, *, dtype: torch.dtype, fps: float) -> None:
-        from .crop import crop
-        from .engine import AnimationEngine
-        from .image_io import load_image
-        from .smoothing import make_filter
+        from ..animation.crop import crop
+        from ..animation.engine import AnimationEngine
+        from ..media.image_io import load_image
+        from ..animation.smoothing import make_filter
 
         self.model, self.args, self.size = model, args, model.config.image_size
         self.engine = AnimationEngine(model, batch_size=args.batch, dtype=dtype, channels_last=args.channels_last,
@@ -212,8 +201,8 @@ class _Renderer:
 
     def _still(self, region: torch.Tensor) -> torch.Tensor:
         """Source panel ``[1,H,W,3]`` of the side-by-side layout (keypoints drawn if asked)."""
-        from .crop import paste_back, resize_images
-        from .visualize import draw_keypoints
+        from ..animation.crop import paste_back, resize_images
+        from ..media.visualize import draw_keypoints
 
         still = resize_images(region[None], self.out_hw)
         if self.args.draw_kp:
@@ -227,7 +216,7 @@ class _Renderer:
         return self.smoother(kp) if self.smoother is not None else kp
 
     def set_reference(self, kp_reference: torch.Tensor) -> None:
-        from .motion import MotionTransfer
+        from ..animation.motion import MotionTransfer
 
         self.transfer = MotionTransfer(mode=self.args.mode, kp_source=self.kp_source,
                                        kp_reference=kp_reference.to(self.kp_source), strength=self.args.strength,
@@ -236,10 +225,10 @@ class _Renderer:
     @torch.no_grad()
     def render(self, chunk: np.ndarray | None, kp: torch.Tensor) -> _Rendered:
         """Render driving keypoints ``kp [b,N,2]`` (``chunk``: the driving frames, for side-by-side)."""
-        from .crop import paste_back
-        from .hires import render_hires, upscale_frames
-        from .images import to_user_layout
-        from .visualize import draw_keypoints, flow_to_rgb, occlusion_to_rgb, side_by_side
+        from ..animation.crop import paste_back
+        from ..animation.hires import render_hires, upscale_frames
+        from ..media.images import to_user_layout
+        from ..media.visualize import draw_keypoints, flow_to_rgb, occlusion_to_rgb, side_by_side
 
         args = self.args
         kp_new = self.transfer(kp.to(self.kp_source))
@@ -273,8 +262,8 @@ def _driving_stream(r: _Renderer, reader, args, tqdm):
     driving keypoint first: a keypoint pass (keeps ``[T,N,2]`` only), then the keypoints are rendered
     in batches, re-reading the frames only if the side-by-side layout shows them.
     """
-    from .motion import best_reference_frame
-    from .video import VideoError
+    from ..animation.motion import best_reference_frame
+    from ..media.video import VideoError
 
     if args.mode != "relative" or args.reference_frame == 0:
         for chunk in reader.batches(args.batch):
@@ -320,8 +309,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args, tqdm) -> int:
-    from .checkpoint import load_model
-    from .video import VideoReader, VideoWriter
+    from ..model.checkpoint import load_model
+    from ..media.video import VideoReader, VideoWriter
 
     outputs = dict(_check_args(args))
     device = _device(args.device)

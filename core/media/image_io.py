@@ -1,4 +1,4 @@
-"""Still-image IO and the frame conversions shared with :mod:`tpsmm.core.video`.
+"""Still-image IO and the frame conversions shared with :mod:`tpsmm.core.media.video`.
 
 Conventions
 -----------

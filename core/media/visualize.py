@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torchvision.utils import flow_to_image
 
-from .coords import make_coordinate_grid
+from kornia.utils import create_meshgrid
 
 __all__ = ["group_colours", "draw_keypoints", "flow_to_rgb", "occlusion_to_rgb", "side_by_side"]
 
@@ -118,7 +118,7 @@ def flow_to_rgb(deformation: torch.Tensor, *, size: int | tuple[int, int] | None
         raise ValueError(f"deformation: expected [B,h,w,2], got {getattr(deformation, 'shape', deformation)}")
     b, h, w, _ = deformation.shape
     d = deformation.float()
-    flow = d - make_coordinate_grid(h, w, device=d.device)[None]
+    flow = d - create_meshgrid(h, w, normalized_coordinates=True, device=d.device)   # identity, (x, y)
     flow = rearrange(flow, "b h w c -> b c h w")
     if max_magnitude is not None:
         if max_magnitude <= 0:

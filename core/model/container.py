@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
-from .images import to_model_layout
-from .motion import best_reference_frame, relative_keypoints
-from .networks.avd import AVDNetwork
-from .networks.bg_motion import BGLucasKanade, BGMotionPredictor
-from .networks.dense_motion import DenseMotion, DenseMotionNetwork
-from .networks.inpainting import Generated, InpaintingNetwork
-from .networks.keypoint_detector import KPDetector
+from ..media.images import to_model_layout
+from ..animation.motion import best_reference_frame, relative_keypoints
+from ..networks.avd import AVDNetwork
+from ..networks.bg_motion import BGLucasKanade, BGMotionPredictor
+from ..networks.dense_motion import DenseMotion, DenseMotionNetwork
+from ..networks.inpainting import Generated, InpaintingNetwork
+from ..networks.keypoint_detector import KPDetector
 from .structures import MODES, Keypoints, Motion
 
 __all__ = ["TPSMM", "NETWORKS", "ModelError"]
@@ -34,7 +34,7 @@ class TPSMM(nn.Module):
     ``avd_network``.
 
     Image arguments of the public steps use the user layout (``[H,W,3]`` / ``[B,H,W,3]`` float in
-    ``[0,1]``); see :mod:`tpsmm.core.images` for conversion and resizing.
+    ``[0,1]``); see :mod:`tpsmm.core.media.images` for conversion and resizing.
     """
 
     def __init__(self, config: ModelConfig, *, with_bg: bool | None = None, with_avd: bool = True) -> None:
@@ -90,7 +90,7 @@ class TPSMM(nn.Module):
 
     # ----------------------------------------------------------------- tensor-level steps
     def prepare(self, images, *, name: str, single: bool = False) -> torch.Tensor:
-        """User-layout images -> ``[B,3,S,S]`` on the model's device/dtype (see :mod:`tpsmm.core.images`)."""
+        """User-layout images -> ``[B,3,S,S]`` on the model's device/dtype (see :mod:`tpsmm.core.media.images`)."""
         return to_model_layout(images, name=name, device=self.device, dtype=self.dtype,
                                size=self.config.image_size, single=single)
 
@@ -171,7 +171,7 @@ class TPSMM(nn.Module):
         return self._generate_prepared(self.prepare(source, name="source", single=True), motion, batch_size)
 
     def _generate_prepared(self, src: torch.Tensor, motion: Motion, batch_size: int):
-        from .engine import AnimationEngine
+        from ..animation.engine import AnimationEngine
 
         engine = AnimationEngine(self, batch_size=batch_size)
         frames, occlusion = [], []

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .coords import make_coordinate_grid
+from ..geometry.coords import make_coordinate_grid
 
 __all__ = ["upsample_flow", "upscale_frames", "render_hires", "gradient_energy", "psnr", "synthetic_case"]
 

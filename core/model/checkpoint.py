@@ -3,7 +3,7 @@
 A tpsmm checkpoint is one safetensors file holding every network's tensors under its prefix
 (``kp_detector.``, ``dense_motion_network.``, ``inpainting_network.``, ``bg_predictor.``,
 ``avd_network.``) and metadata: ``format = "tpsmm"``, ``format_version``, ``config`` (the full
-:class:`~tpsmm.core.config.Config` as JSON) and ``networks`` (comma-separated list of those present).
+:class:`~tpsmm.core.model.config.Config` as JSON) and ``networks`` (comma-separated list of those present).
 
 Official files are read with ``torch.load(weights_only=True)`` only: no arbitrary code is unpickled.
 """
@@ -20,9 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_write
+from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
-from .model import NETWORKS, TPSMM
+from .container import NETWORKS, TPSMM
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
            "infer_model_config", "build_model", "load_network", "convert_official", "load_model", "is_official_path",

@@ -1,11 +1,10 @@
-"""``tpsmm convert`` and ``tpsmm info`` (``tpsmm animate`` lives in :mod:`tpsmm.core.animate_cli`)."""
+"""``tpsmm convert`` and ``tpsmm info`` (``tpsmm animate`` lives in :mod:`tpsmm.core.cli.animate`)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
-from .checkpoint import convert_official, load_model
-from .config import PRESETS
+from ..model.checkpoint import convert_official, load_model
+from ..model.config import PRESETS
 
 __all__ = ["register"]
 
@@ -60,8 +59,3 @@ def register(sub) -> None:
     p = sub.add_parser("info", help="print a checkpoint's config, networks and parameter counts")
     p.add_argument("checkpoint", help=".safetensors or official .pth.tar")
     p.set_defaults(func=_info)
-
-    if importlib.util.find_spec("tpsmm.core.animate_cli") is not None:
-        from .animate_cli import register as register_animate
-
-        register_animate(sub)

@@ -4,7 +4,7 @@ Used by the ``bg_motion="lk"`` background model (:class:`~tpsmm.core.networks.bg
 a Gauss-Newton fit of one parametric warp to the whole frame pair, with Cauchy weights (iteratively
 re-weighted least squares) so that the moving character counts little and the background decides.
 
-Conventions (as everywhere in tpsmm, see :mod:`tpsmm.core.coords`): ``x`` is the column and ``y`` the row
+Conventions (as everywhere in tpsmm, see :mod:`tpsmm.core.geometry.coords`): ``x`` is the column and ``y`` the row
 coordinate, both in ``[-1, 1]`` with ``align_corners=True`` semantics. The result maps *driving*-frame
 homogeneous coordinates ``(x, y, 1)`` to *source*-frame coordinates, the convention of ``bg_param`` in the
 dense motion network: sampling ``source`` at ``A @ (x, y, 1)`` reproduces the driving frame's background.

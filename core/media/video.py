@@ -11,7 +11,7 @@ Sources (decided from the path, not the content):
 * anything else → PyAV (``.mp4 .mov .webm .mkv .avi .gif`` and whatever else FFmpeg reads).
   The display rotation of phone videos is applied (multiples of 90°).
 
-Writing lives in :mod:`tpsmm.core.video_writer`; its names are re-exported here.
+Writing lives in :mod:`tpsmm.core.media.video_writer`; its names are re-exported here.
 """
 from __future__ import annotations
 
