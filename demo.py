@@ -1,8 +1,8 @@
 """``tpsmm demo``: animate the bundled character with the bundled driving clip, no arguments needed.
 
 Uses the bundled demo model (``assets/demo/model.safetensors``, trained by ``tpsmm train`` on the
-procedural data set of ``tpsmm make-dataset``; the README has the exact commands) and renders three
-videos through ``tpsmm animate``:
+procedural data set of ``tpsmm make-dataset``; the README has the exact commands) and renders the clip
+once through the animation pipeline, writing three layouts of each batch as it comes:
 
 * ``animation.mp4``    — the animated source character;
 * ``side_by_side.mp4`` — source | driving | result;
@@ -20,8 +20,8 @@ from pathlib import Path
 __all__ = ["ASSETS", "register", "run"]
 
 ASSETS = Path(__file__).resolve().parent / "assets" / "demo"
-OUTPUTS = {"animation.mp4": [], "side_by_side.mp4": ["--side-by-side"],
-           "keypoints.mp4": ["--side-by-side", "--draw-kp"]}
+OUTPUTS = {"animation.mp4": "result", "side_by_side.mp4": "side-by-side", "keypoints.mp4": "side-by-side+kp"}
+"""Output file -> pipeline layout (:data:`tpsmm.core.animation.options.VIEWS`)."""
 
 
 def register(sub) -> None:
@@ -49,8 +49,14 @@ def _check_out(folder: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .__main__ import build_parser
-    from .core.cli.animate import run as animate
+    import contextlib
+
+    import torch
+
+    from .core import AnimationOptions, AnimationPipeline, DrivingFrames, load_model
+    from .core.media.image_io import load_image
+    from .core.media.video import VideoWriter
+    from .core.networks.placement import resolve_device
 
     for name in ("model.safetensors", "source.png", "driving.mp4"):
         if not (ASSETS / name).is_file():
@@ -61,15 +67,19 @@ def run(args: argparse.Namespace) -> int:
     existing = [n for n in OUTPUTS if os.path.exists(os.path.join(args.out, n))]
     if existing and not args.overwrite:
         raise ValueError(f"--out {args.out}: already holds {', '.join(existing)} (pass --overwrite to replace)")
-    parser = build_parser()
     start = time.perf_counter()
-    for name, extra in OUTPUTS.items():
-        argv = ["animate", "--checkpoint", str(ASSETS / "model.safetensors"), "--source", str(ASSETS / "source.png"),
-                "--driving", str(ASSETS / "driving.mp4"), "--out", os.path.join(args.out, name),
-                "--mode", "relative", "--output-size", str(args.size), "--device", args.device, "--overwrite",
-                "--quiet", *extra]
-        code = animate(parser.parse_args(argv))
-        if code:
-            return code
-    print(f"demo done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    model = load_model(ASSETS / "model.safetensors", device=resolve_device(args.device, what="--device"))
+    views = tuple(OUTPUTS.values())
+    options = AnimationOptions(mode="relative", output_size=(args.size, args.size), extra_views=views[1:],
+                               channels_last=True)
+    source = torch.from_numpy(load_image(ASSETS / "source.png"))
+    with contextlib.ExitStack() as stack:
+        clip = stack.enter_context(DrivingFrames.from_video(ASSETS / "driving.mp4"))
+        writers = {view: stack.enter_context(VideoWriter(os.path.join(args.out, name), fps=clip.fps,
+                                                         overwrite=args.overwrite))
+                   for name, view in OUTPUTS.items()}
+        for out in AnimationPipeline(model, options).run(source, clip):
+            for view, writer in writers.items():
+                writer.write(out.views[view])
+    print(f"demo done in {time.perf_counter() - start:.1f} s: {', '.join(OUTPUTS)} in {args.out}", file=sys.stderr)
     return 0

@@ -7,14 +7,22 @@ Public API::
     frames = model.animate(source, driving, mode="relative")   # [H,W,3], [T,H,W,3] -> [T,S,S,3]
 
 Steps: ``model.extract_keypoints`` -> :class:`Keypoints`, ``model.estimate_motion`` -> :class:`Motion`,
-``model.generate`` -> frames and occlusion masks.
+``model.generate`` -> frames and occlusion masks. Everything renders through :class:`AnimationPipeline`
+(options in :class:`AnimationOptions`), which streams a :class:`DrivingFrames` clip batch by batch.
+
+Layers (imports point down only): ``geometry``, ``media`` -> ``networks`` -> ``model`` -> ``animation`` -> ``cli``.
 """
-from .model.checkpoint import CheckpointError, convert_official, load_model, save_checkpoint
-from .model.config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
+from .animation.driving import DrivingFrames
+from .animation.model import TPSMM, load_model
+from .animation.options import AnimationOptions
+from .animation.pipeline import AnimationPipeline, Hooks, RenderedFrames
 from .media.images import InputError
-from .model.container import TPSMM, ModelError
+from .model.checkpoint import CheckpointError, convert_official, save_checkpoint
+from .model.config import PRESETS, Config, ConfigError, ModelConfig, get_preset, load_config
+from .model.container import ModelError, TPSMMNetworks
 from .model.structures import MODES, Keypoints, Motion
 
 __all__ = ["load_model", "convert_official", "save_checkpoint", "CheckpointError", "Config", "ModelConfig",
-           "ConfigError", "PRESETS", "get_preset", "load_config", "InputError", "TPSMM", "ModelError",
-           "Keypoints", "Motion", "MODES"]
+           "ConfigError", "PRESETS", "get_preset", "load_config", "InputError", "TPSMM", "TPSMMNetworks",
+           "ModelError", "Keypoints", "Motion", "MODES", "AnimationOptions", "AnimationPipeline", "DrivingFrames",
+           "Hooks", "RenderedFrames"]

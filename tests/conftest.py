@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tpsmm.core.model.config import ModelConfig
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from conftest import make_tiny_model
-from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.model.checkpoint import save_checkpoint
+from tpsmm.core import load_model
 from tpsmm.core.media.image_io import load_image, save_image
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.core.media.video import VideoReader, probe_video
 
 N = 8  # driving frames
@@ -125,11 +126,11 @@ def test_interrupt_leaves_no_output(cli, tmp_path, monkeypatch):
     calls = []
     real = AnimationEngine.render_batch
 
-    def flaky(self, *args):
+    def flaky(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, *args)
+        return real(self, *args, **kwargs)
     monkeypatch.setattr(AnimationEngine, "render_batch", flaky)
     (tmp_path / "o").mkdir()
     rc, _, err = cli(tmp_path / "o" / "x.mp4", "--save-occlusion", tmp_path / "o" / "occ.mp4", "--quiet")
@@ -164,9 +165,16 @@ def test_high_resolution_and_extras(cli, media, tmp_path):
     assert rc == 0 and probe_video(tmp_path / "bic.mp4").frame_count == 4
 
 
-def test_float16_on_cpu_falls_back_to_bfloat16(cli, tmp_path):
+def test_half_precision_on_cpu_falls_back(cli, tmp_path):
+    """float16 on the CPU: bfloat16 where that is native, else float32; bfloat16 without native support: float32."""
+    from tpsmm.core.networks.placement import cpu_has_native_bf16
+
     rc, _, err = cli(tmp_path / "h.mp4", "--dtype", "float16", "--device", "cpu", "--quiet", "--max-frames", "3")
-    assert rc == 0 and "float16 is not supported on the CPU; using bfloat16" in err
+    expected = "using bfloat16" if cpu_has_native_bf16() else "using float32"
+    assert rc == 0 and "warning: --dtype float16:" in err and expected in err, err
+    rc, _, err = cli(tmp_path / "b.mp4", "--dtype", "bfloat16", "--device", "cpu", "--quiet", "--max-frames", "3")
+    assert rc == 0
+    assert ("--dtype bfloat16: this CPU has no native bfloat16" in err) == (not cpu_has_native_bf16()), err
 
 
 def corrupt_copy(path, out) -> str:

@@ -56,9 +56,9 @@ def test_bad_source(model, bad, match):
 
 
 def test_bad_driving(model):
-    with pytest.raises(InputError, match="images: the image batch is empty"):
+    with pytest.raises(InputError, match="driving: the image batch is empty"):
         model.animate(torch.rand(64, 64, 3), torch.rand(0, 64, 64, 3))
-    with pytest.raises(InputError, match="images: values must lie"):
+    with pytest.raises(InputError, match="driving: values must lie"):
         model.animate(torch.rand(64, 64, 3), torch.full((2, 64, 64, 3), float("nan")))
 
 

@@ -10,9 +10,10 @@ from safetensors.torch import load_file
 
 from conftest import tiny_model_config
 from test_train import PairDataset, _write_frames
-from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.model.checkpoint import save_checkpoint
+from tpsmm.core import load_model
 from tpsmm.core.model.config import AVDTrainConfig, Config
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.trainer.avd_train import AVDTrainer, random_scale
 
 

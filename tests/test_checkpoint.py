@@ -9,8 +9,8 @@ from safetensors.torch import save_file
 
 from conftest import make_tiny_model, tiny_model_config
 from tpsmm.__main__ import main
-from tpsmm.core.model.checkpoint import (CheckpointError, convert_official, infer_model_config, load_model,
-                                   read_checkpoint, read_official, save_checkpoint)
+from tpsmm.core.model.checkpoint import CheckpointError, convert_official, infer_model_config, read_checkpoint, read_official, save_checkpoint
+from tpsmm.core import load_model
 
 
 def _official(model, path, *, drop=(), extra=None):

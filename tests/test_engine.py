@@ -32,16 +32,15 @@ def psnr(a, b):
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_batched_equals_frame_by_frame_float32(setup, channels_last):
+def test_batch_equals_frame_by_frame_float32(setup, channels_last):
+    """One engine batch = the networks' own forward frame by frame (the engine calls those forwards)."""
     model, src, kp_src, kp_drv, pred, deformation, occlusion = setup
-    engine = AnimationEngine(model, batch_size=3, channels_last=channels_last)
-    batches = list(engine.render(src, kp_src, kp_drv, with_occlusion=True, with_deformation=True))
-    assert [b.start for b in batches] == [0, 3, 6] and [len(b.frames) for b in batches] == [3, 3, 1]
-    frames = torch.cat([b.frames for b in batches])
-    assert frames.shape == (7, 64, 64, 3) and frames.dtype == torch.float32
-    assert (frames - pred.permute(0, 2, 3, 1)).abs().max() <= 1e-4
-    assert (torch.cat([b.deformation for b in batches]) - deformation).abs().max() <= 1e-4
-    assert (torch.cat([b.occlusion for b in batches]) - occlusion[:, 0]).abs().max() <= 1e-4
+    engine = AnimationEngine(model, batch_size=7, channels_last=channels_last)
+    gen, motion = engine.render_batch(engine.cache_source(src), kp_src, kp_drv)
+    assert gen.prediction.dtype == torch.float32
+    assert (gen.prediction - pred).abs().max() <= 1e-4
+    assert (motion.deformation - deformation).abs().max() <= 1e-4
+    assert (motion.occlusion[-1] - occlusion).abs().max() <= 1e-4
     assert (engine.detect(src) - kp_src).abs().max() <= 1e-5
 
 
@@ -84,8 +83,10 @@ def test_half_precision_keeps_sensitive_parts_in_float32(setup, dtype):
 def test_compiled_engine_pads_the_last_batch(setup):
     model, src, kp_src, kp_drv, pred, _, _ = setup
     engine = AnimationEngine(model, batch_size=4, compile="eager")
-    frames = torch.cat([b.frames for b in engine.render(src, kp_src, kp_drv)])
-    assert frames.shape[0] == 7 and (frames - pred.permute(0, 2, 3, 1)).abs().max() <= 1e-4
+    cache = engine.cache_source(src)
+    gen, motion = engine.render_batch(cache, kp_src, kp_drv[4:])          # 3 frames, padded to 4 inside
+    assert gen.prediction.shape[0] == motion.deformation.shape[0] == 3
+    assert (gen.prediction - pred[4:]).abs().max() <= 1e-4
 
 
 def test_engine_rejects_bad_arguments(setup):

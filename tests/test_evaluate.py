@@ -196,7 +196,7 @@ def test_cli_runs_and_writes_report(model, small, tmp_path, capsys):
     assert "mean L1" in out and "v.mp4" in out
     report = json.loads((tmp_path / "reconstruction" / "report.json").read_text())
     assert report["frames"] == 2 and report["use_bg"] is False and os.path.isfile(tmp_path / "reconstruction" / "v.mp4")
-    assert run_cli(["--checkpoint", str(ckpt), "--data", str(small), "--device", "cpu", "--quiet"]) == 2
+    assert run_cli(["--checkpoint", str(ckpt), "--data", str(small), "--device", "cpu", "--quiet"]) == 1
     assert "already exists" in capsys.readouterr().err
 
 
@@ -218,6 +218,6 @@ def test_cli_bad_inputs(args, message, model, data, tmp_path, capsys):
             "empty": str(tmp_path / "empty")}
     rc = run_cli([a.format(**fill) for a in args] + ["--quiet", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.startswith("tpsmm eval: error:") and "\n" not in err
+    assert rc == 1 and err.startswith("tpsmm eval: error:") and "\n" not in err
     assert re.search(message, err), err
     assert not (tmp_path / "o").exists()

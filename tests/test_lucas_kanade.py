@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model_config
-from tpsmm.core.model.checkpoint import load_model, save_checkpoint
+from tpsmm.core.model.checkpoint import save_checkpoint
+from tpsmm.core import load_model
 from tpsmm.core.model.config import Config, ConfigError, TrainConfig
 from tpsmm.core.geometry.coords import make_coordinate_grid
 from tpsmm.core.geometry.lucas_kanade import MOTION_MODELS, estimate_global_motion
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.core.networks.bg_motion import BGLucasKanade, BGMotionPredictor
 
 SIZE = 64

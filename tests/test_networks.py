@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from conftest import make_tiny_model, tiny_model_config
-from tpsmm.core.model.checkpoint import infer_model_config, load_model, save_checkpoint
+from tpsmm.core.model.checkpoint import infer_model_config, save_checkpoint
+from tpsmm.core import load_model
 from tpsmm.core.model.config import ConfigError, get_preset
 from tpsmm.core.animation.engine import AnimationEngine
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.core.networks.dense_motion import dropout_softmax
 
 

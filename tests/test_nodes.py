@@ -206,9 +206,28 @@ def test_dtype_choice_runs_half_precision_engine(models_dir, monkeypatch, images
     assert a.dtype == torch.float32 and (a - b).abs().mean() < 0.05
 
 
-def test_video_batches_fall_back_to_components():
-    from tpsmm.tpsmm_nodes.pipeline import video_batches
+class InMemoryVideo:
+    """The parts of ComfyUI's VideoInput that the nodes use, for a video held in memory (no file to stream)."""
 
-    frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 32, 3), dtype=np.float32))
-    chunks = list(video_batches(HeadlessVideo(images=frames, fps=10), size=64, batch_size=2))
-    assert [c.shape[0] for c in chunks] == [2, 2, 1] and torch.equal(torch.cat(chunks), frames)
+    def __init__(self, images: torch.Tensor, fps: float) -> None:
+        self.images, self.fps = images, fps
+
+    def get_components(self):
+        return type("Components", (), {"images": self.images})()
+
+    def get_frame_rate(self):
+        return self.fps
+
+    def get_dimensions(self):
+        return self.images.shape[2], self.images.shape[1]
+
+
+def test_video_clip_falls_back_to_components():
+    from tpsmm.tpsmm_nodes.pipeline import clip_of
+
+    frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 48, 3), dtype=np.float32))
+    clip = clip_of(video=InMemoryVideo(frames, fps=10), name="driving")
+    assert (clip.fps, clip.size) == (10.0, (48, 32))
+    for _ in range(2):                                   # re-iterable: a second pass gives the same frames
+        chunks = list(clip.batches(2))
+        assert [c.shape[0] for c in chunks] == [2, 2, 1] and torch.equal(torch.cat(chunks), frames)

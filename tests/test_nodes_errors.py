@@ -7,7 +7,7 @@ from conftest import make_tiny_model, tiny_model_config
 from safetensors.torch import save_file
 
 from tpsmm.core.model.checkpoint import save_checkpoint
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
 from tpsmm.tpsmm_nodes.headless_nodes import HeadlessVideo
 

@@ -81,9 +81,3 @@ def test_animation(parity, mode):
     assert out.shape == (4, 256, 256, 3)
     assert _err(out, e[f"animation.{mode}"]) <= TOL
 
-
-def test_animation_frame_by_frame_equals_batched(parity):
-    model, _, inp = parity
-    batched = model.animate(inp["source"], inp["driving"][:3], mode="relative", batch_size=3)
-    single = model.animate(inp["source"], inp["driving"][:3], mode="relative", batch_size=1)
-    assert _err(batched, single) <= TOL

@@ -12,7 +12,7 @@ from conftest import make_tiny_model, tiny_model_config
 from tpsmm.__main__ import main
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core.media.image_io import save_image
-from tpsmm.core.model import TPSMM
+from tpsmm.core import TPSMM
 from tpsmm.core.media.video import VideoWriter, probe_video
 from tpsmm.tpsmm_nodes.jobs import rank_from_env
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
 from conftest import make_tiny_model, tiny_model_config
-from tpsmm.core.model.checkpoint import load_model
+from tpsmm.core import load_model
 from tpsmm.core.model.config import Config, TrainConfig
 from tpsmm.trainer.data import FramePair
 from tpsmm.trainer.loop import Trainer, TrainingDiverged, TrainOptions
@@ -155,7 +155,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
     """A crash while writing the state file leaves the previous checkpoint pair as latest, and no temp files."""
     from tpsmm.trainer import train_state
-    from tpsmm.core.model import TPSMM
+    from tpsmm.core import TPSMM
 
     files = RunFiles(str(tmp_path))
     model = TPSMM(tiny_model_config(), with_avd=False)

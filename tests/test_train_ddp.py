@@ -84,7 +84,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
 
 
 def _initial_weights() -> dict[str, torch.Tensor]:
-    from tpsmm.core.model import TPSMM
+    from tpsmm.core import TPSMM
 
     torch.manual_seed(0)
     model = TPSMM(_config().model, with_avd=False)

@@ -1,9 +1,21 @@
 """TPSMM Generate (motion -> frames) and TPSMM Animate (all in one)."""
 from __future__ import annotations
 
+from ..core.animation.options import UPSCALE_MODES
 from . import pipeline as pl
-from .nodes_motion import BATCH, MODEL, EstimateMotion
+from .nodes_motion import BATCH, MODEL, EstimateMotion, motion_options
 from .runtime import on_device
+
+OUTPUT_SIZE = ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": "Side of the square output "
+               "frames in pixels; 0 = the model size. Larger than the model: see 'upscale'."})
+UPSCALE = (list(UPSCALE_MODES), {"default": "flow", "tooltip": "How to reach an output larger than the model: "
+           "flow warps the full-resolution source with the motion (sharp; the network's output fills only "
+           "occluded parts), bicubic enlarges the model-size frames."})
+
+
+def size_options(output_size: int, upscale: str) -> dict:
+    """The framing fields of :class:`~tpsmm.core.animation.options.AnimationOptions` from the node inputs."""
+    return dict(output_size=(int(output_size),) * 2 if output_size else None, upscale=upscale)
 
 
 class Generate:
@@ -12,7 +24,7 @@ class Generate:
     FUNCTION = "generate"
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("frames", "occlusion")
-    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size.",
+    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size (or output_size).",
                        "Occlusion masks [T, S, S]: 1 = warped source visible, 0 = inpainted by the network.")
 
     @classmethod
@@ -22,11 +34,11 @@ class Generate:
             "source": ("IMAGE", {"tooltip": "The single image to animate (the one the source keypoints came from)."}),
             "motion": ("TPSMM_MOTION", {"tooltip": "Motion from 'TPSMM Estimate Motion'."}),
             "batch_size": BATCH,
-        }}
+        }, "optional": {"output_size": OUTPUT_SIZE, "upscale": UPSCALE}}
 
-    def generate(self, model, source, motion, batch_size=8):
-        with on_device(model, batch_size=batch_size) as engine:
-            return pl.generate(engine, source, motion)
+    def generate(self, model, source, motion, batch_size=8, output_size=0, upscale="flow"):
+        with on_device(model, batch_size=batch_size, with_motion=True, **size_options(output_size, upscale)) as p:
+            return pl.generate(p, source, motion)
 
 
 class Animate:
@@ -35,7 +47,7 @@ class Animate:
     FUNCTION = "animate"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("frames",)
-    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size.",)
+    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size (or output_size).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -51,13 +63,16 @@ class Animate:
         }, "optional": {
             "driving": ("IMAGE", {"tooltip": "Driving frames (e.g. Get Video Components -> images)."}),
             "driving_video": ("VIDEO", {"tooltip": "Driving video, streamed frame by frame instead of 'driving'."}),
+            "output_size": OUTPUT_SIZE,
+            "upscale": UPSCALE,
         }}
 
     def animate(self, model, source, mode="relative", reference_frame=0, best_frame=False, strength=1.0,
                 smoothing="off", smoothing_strength=0.5, fps=30.0, batch_size=8, allow_stretch=False, driving=None,
-                driving_video=None):
-        with on_device(model, batch_size=batch_size) as engine:
-            return (pl.animate(engine, source, driving=driving, video=driving_video, mode=mode,
-                               reference_frame=reference_frame, best_frame=best_frame, strength=strength,
-                               smoothing=smoothing, smoothing_strength=smoothing_strength, fps=fps,
-                               allow_stretch=allow_stretch),)
+                driving_video=None, output_size=0, upscale="flow"):
+        clip = pl.clip_of(driving, driving_video, name="driving", inputs=("driving", "driving_video"))
+        if driving_video is None:
+            clip.fps = float(fps)
+        options = motion_options(mode, reference_frame, best_frame, strength, smoothing, smoothing_strength)
+        with on_device(model, batch_size=batch_size, **options, **size_options(output_size, upscale)) as p:
+            return (pl.animate(p, source, clip, allow_stretch=allow_stretch),)

@@ -6,7 +6,8 @@ import warnings
 
 import torch
 
-from ..core.model.checkpoint import CheckpointError, load_model
+from ..core.model.checkpoint import CheckpointError
+from ..core import load_model
 from . import comfy_compat as cc
 from .runtime import LoadedModel
 

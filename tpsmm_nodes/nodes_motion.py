@@ -33,9 +33,9 @@ class ExtractKeypoints:
     def extract(self, model, batch_size=8, images=None, video=None):
         if (images is None) == (video is None):
             raise InputError("Extract Keypoints: connect exactly one of 'images' or 'video'")
-        with on_device(model, batch_size=batch_size) as engine:
-            source = images if video is None else pl.video_batches(video, size=model.size, batch_size=batch_size)
-            return (pl.extract_keypoints(engine, source, name="images" if video is None else "video"),)
+        name = "images" if video is None else "video"
+        with on_device(model, batch_size=batch_size) as pipeline:
+            return (pl.extract_keypoints(pipeline, pl.clip_of(images, video, name=name), name=name),)
 
 
 class EstimateMotion:
@@ -72,7 +72,15 @@ class EstimateMotion:
 
     def estimate(self, model, source_keypoints, driving_keypoints, mode="relative", reference_frame=0,
                  best_frame=False, strength=1.0, smoothing="off", smoothing_strength=0.5, fps=30.0):
-        with on_device(model) as engine:
-            return (pl.estimate_motion(engine, source_keypoints, driving_keypoints, mode=mode,
-                                       reference_frame=reference_frame, best_frame=best_frame, strength=strength,
-                                       smoothing=smoothing, smoothing_strength=smoothing_strength, fps=fps),)
+        with on_device(model, **motion_options(mode, reference_frame, best_frame, strength, smoothing,
+                                                smoothing_strength)) as pipeline:
+            return (pl.estimate_motion(pipeline, source_keypoints, driving_keypoints, fps=fps),)
+
+
+def motion_options(mode, reference_frame, best_frame, strength, smoothing, smoothing_strength) -> dict:
+    """The motion fields of :class:`~tpsmm.core.animation.options.AnimationOptions` from the node inputs
+    (the reference frame and strength are relative mode's; other modes ignore the widgets)."""
+    relative = mode == "relative"
+    return dict(mode=mode, reference_frame=("best" if best_frame else int(reference_frame)) if relative else 0,
+                strength=float(strength) if relative else 1.0, smoothing=smoothing,
+                smoothing_strength=float(smoothing_strength))

@@ -49,8 +49,8 @@ class VisualizeMotion:
         }}
 
     def visualize(self, model, motion, max_motion=0.0, batch_size=8):
-        with rt.on_device(model, batch_size=batch_size) as engine:
-            deformation, occlusion = pl.dense_motion(engine, motion)
+        with rt.on_device(model, batch_size=batch_size, with_motion=True) as pipeline:
+            deformation, occlusion = pl.dense_motion(pipeline, motion)
         size = model.size
         return (vis.flow_to_rgb(deformation, size=size, max_magnitude=max_motion or None),
                 vis.occlusion_to_rgb(occlusion, size=size))

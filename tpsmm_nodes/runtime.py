@@ -2,11 +2,10 @@
 
 * :class:`LoadedModel` is what travels on a ``TPSMM_MODEL`` socket. :func:`on_device` moves it to the
   run device for one node call and back to the offload device afterwards (ComfyUI's "simple" way of
-  running a plain ``nn.Module``) and yields an :class:`~tpsmm.core.animation.engine.AnimationEngine` that
-  computes in the chosen precision (weights stay float32; half precision runs under autocast with
-  the sensitive parts in float32, see :mod:`tpsmm.core.animation.engine`).
-* :func:`chunks` runs long loops in pieces with a progress bar, an interruption check and (on GPUs)
-  an out-of-memory retry that halves the piece.
+  running a plain ``nn.Module``) and yields an :class:`~tpsmm.core.animation.pipeline.AnimationPipeline`
+  with the node's options, in the chosen precision (weights stay float32; half precision runs under
+  autocast with the sensitive parts in float32), reporting to ComfyUI's progress bar and honouring
+  its interrupt button between batches (the pipeline halves the batch on out-of-memory errors).
 * Everything returned to ComfyUI is a float32 copy on the intermediate device (the CPU).
 """
 from __future__ import annotations
@@ -15,17 +14,18 @@ import dataclasses
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 
-from ..core.animation.engine import AnimationEngine
-from ..core.media.images import InputError
-from ..core.model import TPSMM
+from ..core.animation.options import AnimationOptions
+from ..core.animation.pipeline import AnimationPipeline, Hooks
+from ..core.media.images import InputError, check_user_images
+from ..core import TPSMM
 from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
 
-__all__ = ["LoadedModel", "on_device", "check_images", "check_aspect", "to_output", "chunks"]
+__all__ = ["LoadedModel", "ComfyHooks", "on_device", "check_images", "check_aspect", "to_output"]
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,36 @@ class LoadedModel:
         return self.model.config.image_size
 
 
+class ComfyHooks(Hooks):
+    """Pipeline hooks that drive ComfyUI's progress bar (one per stage) and interrupt button."""
+
+    def __init__(self) -> None:
+        super().__init__(progress=self._update, check_interrupt=cc.check_interrupt, on_stage=self._stage)
+        self.bar = None
+
+    def _stage(self, name: str, total: int | None) -> None:
+        self.bar = cc.ProgressBar(total or 0)
+
+    def _update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+
 @contextmanager
-def on_device(handle: LoadedModel, *, batch_size: int = 8) -> Iterator[AnimationEngine]:
-    """Yield an engine over the model on its run device (other ComfyUI models evicted first); move back after."""
+def on_device(handle: LoadedModel, *, batch_size: int = 8, **options) -> Iterator[AnimationPipeline]:
+    """Yield a pipeline over the model on its run device (other ComfyUI models evicted first); move back after.
+
+    ``options`` are :class:`~tpsmm.core.animation.options.AnimationOptions` fields (dtype: the handle's).
+    """
     if not isinstance(handle, LoadedModel):
         raise InputError(f"model: expected a TPSMM_MODEL from 'TPSMM Load Checkpoint', got {type(handle).__name__}")
+    opts = AnimationOptions(batch_size=max(1, int(batch_size)), dtype=handle.dtype, **options)
     model, moved = handle.model, handle.device != handle.offload
     if moved:
         cc.free_memory(3 * sum(p.numel() * p.element_size() for p in model.parameters()), handle.device)
         model.to(handle.device)
     try:
-        yield AnimationEngine(model, batch_size=max(1, int(batch_size)), dtype=handle.dtype)
+        yield AnimationPipeline(model, opts, hooks=ComfyHooks())
     finally:
         if moved:
             model.to(handle.offload)
@@ -69,16 +88,8 @@ def on_device(handle: LoadedModel, *, batch_size: int = 8) -> Iterator[Animation
 
 
 def check_images(images, name: str) -> torch.Tensor:
-    """An IMAGE ``[B,H,W,C]`` with ``B >= 1``; one-line :class:`InputError` otherwise."""
-    if not isinstance(images, torch.Tensor):
-        raise InputError(f"{name}: expected an IMAGE tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise InputError(f"{name}: expected an IMAGE [B,H,W,C], got shape {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise InputError(f"{name}: the image batch is empty (0 frames); check the node that feeds it")
-    return images
+    """An IMAGE ``[B,H,W,C]`` checked by the core's one validator (:func:`~tpsmm.core.media.images.check_user_images`)."""
+    return check_user_images(images, name=name)
 
 
 def check_aspect(source_wh: tuple[int, int], driving_wh: tuple[int, int], *, allow_stretch: bool) -> None:
@@ -100,25 +111,3 @@ def to_output(x):
     if isinstance(x, Motion):
         return dataclasses.replace(x, kp_source=move(x.kp_source), kp_driving=move(x.kp_driving), source=move(x.source))
     return move(x)
-
-
-def chunks(engine: AnimationEngine, total: int, step: Callable[[int, int], int]) -> None:
-    """Call ``step(start, stop)`` over ``range(total)`` in pieces of ``engine.batch_size`` frames.
-
-    ``step`` returns how many frames it finished (it may stop early, e.g. a generator pass). Progress
-    and interruption are checked per piece; a GPU out-of-memory error halves ``engine.batch_size``
-    and retries the unfinished frames.
-    """
-    bar, start = cc.ProgressBar(total), 0
-    while start < total:
-        cc.check_interrupt()
-        try:
-            done = step(start, min(start + engine.batch_size, total))
-        except torch.cuda.OutOfMemoryError:
-            if engine.batch_size == 1:
-                raise
-            cc.soft_empty_cache()
-            engine.batch_size //= 2
-            continue
-        bar.update(done)
-        start += done

@@ -23,9 +23,10 @@ import time
 import torch
 from torch.optim.lr_scheduler import MultiStepLR
 
-from ..core.model.checkpoint import is_official_path, load_model, read_checkpoint, save_checkpoint
+from ..core.model.checkpoint import is_official_path, read_checkpoint, save_checkpoint
+from ..core import load_model
 from ..core.model.config import AVDTrainConfig, Config, load_config
-from ..core.model import TPSMM
+from ..core import TPSMM
 from ..core.networks.avd import AVDNetwork
 from .distributed import chunk_seed
 from .run_dir import RunError, RunFiles

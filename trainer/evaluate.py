@@ -37,7 +37,9 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from ..core import AnimationOptions, AnimationPipeline, DrivingFrames, Hooks
 from ..core.media.atomic import atomic_write
+from ..core.networks.placement import resolve_device
 from ..core.media.image_io import VideoError
 from ..core.media.video_writer import VideoWriter
 from .data import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntry, _candidates, _scan, _split_names,
@@ -142,10 +144,27 @@ def _write_json(path: str, data: dict) -> None:
     atomic_write(path, write)
 
 
-def _evaluate_video(model, entry: VideoEntry, stem: str, out_dir: str | None, batch_size: int, bg_net,
+def _clip(entry: VideoEntry, size: int) -> DrivingFrames:
+    """The entry's frames at the model size as a re-iterable clip (decoded batch by batch)."""
+    def batches(n: int):
+        for chunk in _chunks(read_frames(entry, (size, size)), n):
+            yield torch.from_numpy(chunk).float().div_(255)
+    return DrivingFrames.from_batches(batches, fps=entry.fps, size=(size, size), name=entry.name)
+
+
+def _evaluate_video(model, entry: VideoEntry, stem: str, out_dir: str | None, batch_size: int, use_bg: bool,
                     keypoint_metric, sums: dict[str, list[float]], overwrite: bool, bar):
-    """Per-frame L1 of the model and of the no-motion baseline for one video; writes its outputs."""
-    dev, dtype, size = model.device, model.dtype, model.config.image_size
+    """Per-frame L1 of the model and of the no-motion baseline for one video; writes its outputs.
+
+    The reconstruction goes through the animation pipeline in standard mode (every frame from the source
+    with its own keypoints), with the background predictor when ``use_bg``.
+    """
+    clip = _clip(entry, model.config.image_size)
+    first = clip.batches(1)
+    source = next(first)[0]
+    first.close()
+    options = AnimationOptions(mode="standard", background=use_bg, batch_size=batch_size, dtype=None)
+    pipeline = AnimationPipeline(model, options, hooks=Hooks(progress=bar.update if bar is not None else None))
     l1s: list[float] = []
     base: list[float] = []
     with ExitStack() as stack, torch.inference_mode():
@@ -154,35 +173,25 @@ def _evaluate_video(model, entry: VideoEntry, stem: str, out_dir: str | None, ba
             os.makedirs(os.path.join(out_dir, "png"), exist_ok=True)
             for path in (os.path.join(out_dir, f"{stem}.mp4"), os.path.join(out_dir, "png", stem) + os.sep):
                 writers.append(stack.enter_context(VideoWriter(path, fps=entry.fps, overwrite=overwrite)))
-        src = None
-        for chunk in _chunks(read_frames(entry, (size, size)), batch_size):
-            x = torch.from_numpy(chunk).to(dev).permute(0, 3, 1, 2).to(dtype) / 255.0
-            b = x.shape[0]
-            if src is None:  # everything that depends only on the source, once per video
-                src = x[:1]
-                kp_src = model.detect(src)
-                small = model.dense_motion_network.downsample(src)
-                encoded = model.inpainting_network.encode(src)
-            kp = model.detect(x)
-            bg = bg_net(src.expand(b, -1, -1, -1), x) if bg_net is not None else None
-            motion = model.dense_motion_network(src, kp, kp_src.expand(b, -1, -1), bg_param=bg, source_small=small)
-            pred = model.inpainting_network(src, motion, encoded=encoded).prediction.float()
-            gt = x.float()
-            l1s += (pred - gt).abs().mean(dim=(1, 2, 3)).cpu().tolist()
-            base += (src.float() - gt).abs().mean(dim=(1, 2, 3)).cpu().tolist()
+        for out in pipeline.run(source, clip):
+            pred, gt = out.frames, out.driving
+            l1s += (pred - gt).abs().mean(dim=(1, 2, 3)).tolist()
+            base += (source[None] - gt).abs().mean(dim=(1, 2, 3)).tolist()
             if keypoint_metric is not None:
-                for k, v in keypoint_metric(pred.cpu(), gt.cpu()).items():
-                    vals = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
-                    if vals.numel() != b:
-                        raise ValueError(f"keypoint_metric: {k!r} gave {vals.numel()} values for {b} frames")
-                    sums.setdefault(k, []).extend(vals.tolist())
-            if writers:
-                frames = pred.clamp(0, 1).permute(0, 2, 3, 1).cpu()
-                for w in writers:
-                    w.write(frames)
-            if bar is not None:
-                bar.update(b)
+                _add_metric(keypoint_metric, pred, gt, sums)
+            for w in writers:
+                w.write(pred)
     return l1s, base
+
+
+def _add_metric(keypoint_metric, pred: torch.Tensor, gt: torch.Tensor, sums: dict[str, list[float]]) -> None:
+    """Run the per-frame metric hook on ``[b,S,S,3]`` frames (it takes ``[b,3,S,S]``) and collect its values."""
+    b = pred.shape[0]
+    for k, v in keypoint_metric(pred.permute(0, 3, 1, 2), gt.permute(0, 3, 1, 2)).items():
+        vals = torch.as_tensor(v, dtype=torch.float64).reshape(-1)
+        if vals.numel() != b:
+            raise ValueError(f"keypoint_metric: {k!r} gave {vals.numel()} values for {b} frames")
+        sums.setdefault(k, []).extend(vals.tolist())
 
 
 def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_size: int = 8, use_bg: bool = True,
@@ -214,9 +223,9 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
     if device is not None:
         model.to(device)
     size = model.config.image_size
-    bg_net = model.bg_predictor if use_bg else None
+    use_bg = bool(use_bg and model.bg_predictor is not None)
     report = EvalReport(per_video={}, mean_l1=float("nan"), frames=0, skipped=skipped, image_size=size,
-                        use_bg=bg_net is not None, out_dir=out_dir)
+                        use_bg=use_bg, out_dir=out_dir)
     sums: dict[str, list[float]] = {}
     bar = None
     if progress:
@@ -228,7 +237,7 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
         for entry, stem in zip(entries, stems):
             try:
                 l1s, base = _evaluate_video(model, entry, stem, out_dir if save_videos else None, batch_size,
-                                            bg_net, keypoint_metric, sums, overwrite, bar)
+                                            use_bg, keypoint_metric, sums, overwrite, bar)
             except VideoError as exc:  # decodable header but no decodable frame: skip, as the scan would
                 warnings.warn(f"{exc}; skipped", RuntimeWarning, stacklevel=2)
                 report.skipped.append(f"{entry.name} ({exc})")
@@ -271,23 +280,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _device(spec: str | None) -> torch.device:
-    if spec is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"--device {spec!r}: not a device name (cpu, cuda, cuda:0, mps ...)") from None
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"--device {spec}: CUDA device not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {spec}: MPS is not available")
-    return dev
-
-
 def eval_command(args: argparse.Namespace) -> int:
-    """Body of ``tpsmm eval``: 0 on success, 2 on bad input (one line on stderr), 130 on Ctrl-C."""
-    from ..core.model.checkpoint import CheckpointError, load_model
+    """Body of ``tpsmm eval``: 0 on success, 1 on bad input (one line on stderr, like every command), 130 on Ctrl-C."""
+    from ..core.model.checkpoint import CheckpointError
+    from ..core import load_model
     from ..core.model.config import ConfigError
 
     try:
@@ -297,7 +293,7 @@ def eval_command(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
         if not os.path.isdir(args.data):
             raise FileNotFoundError(f"--data {args.data}: folder not found")
-        device = _device(args.device)
+        device = resolve_device(args.device, what="--device")
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "reconstruction")
         model = load_model(args.checkpoint, device=device)
         report = evaluate_reconstruction(model, args.data, out_dir=out, batch_size=args.batch,
@@ -306,7 +302,7 @@ def eval_command(args: argparse.Namespace) -> int:
     except (DataError, VideoError, CheckpointError, ConfigError, ValueError, OSError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         print(f"tpsmm eval: error: {msg}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("tpsmm eval: interrupted; finished videos were kept, the one in progress was discarded",
               file=sys.stderr)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..core.model.config import ModelConfig, TrainConfig
-from ..core.model import TPSMM
+from ..core import TPSMM
 from ..core.geometry.tps import RandomTPS
 from .losses import ImagePyramid, background_loss, equivariance_loss, warp_loss
 

@@ -44,7 +44,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from ..core.model.checkpoint import read_checkpoint
 from ..core.model.config import Config
-from ..core.model import TPSMM
+from ..core import TPSMM
 from .distributed import DistInfo, StepSampler, all_reduce_sum, chunk_seed, init_distributed, shutdown_distributed
 from .full_model import TrainingModel, background_active
 from .losses import build_reconstruction_loss

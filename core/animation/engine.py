@@ -1,19 +1,21 @@
-"""Batched animation engine: per-source caching, mixed precision, channels_last, optional torch.compile.
+"""Batched renderer over the networks' own ``forward``: per-source caching, mixed precision, channels_last, compile.
 
 The release re-encodes the source for every driving frame. Here everything that depends only on the
 source — its anti-aliased downscale used by the dense motion network and the inpainting encoder's
-feature maps — is computed once per clip (:class:`SourceCache`), and driving frames are processed in
-batches.
+feature maps — is computed once per clip (:class:`SourceCache`) and passed to the networks' ``forward``
+(``source_small=``, ``encoded=``), and driving frames are processed in batches.
 
-Precision. With ``dtype=torch.bfloat16`` / ``torch.float16`` the convolutions of the dense motion
-hourglass and the inpainting encoder/decoder run under ``torch.autocast``; the numerically sensitive
-parts run in float32 explicitly, outside autocast: the keypoint detector (it decides where everything
-moves: in bfloat16 its error, ~0.003 normalised units, dominated the output error — 37 dB instead of
-53 dB PSNR against float32 on the vox-256 architecture — for ~2 % of the FLOPs), Gaussian heatmaps,
-the TPS solve and sampling grids, the contribution softmax and the blended deformation, every
-``grid_sample`` (features are sampled in float32 so sub-pixel coordinates are not rounded), the
-occlusion sigmoids and the final blend. In float32 the engine computes exactly what the networks'
-own ``forward`` computes (batched == frame by frame within float rounding, ≤ 1e-4).
+Precision: one policy, the networks' own (:mod:`tpsmm.core.networks.precision`). With
+``dtype=torch.bfloat16`` / ``torch.float16`` the dense motion and inpainting forwards run under
+``torch.autocast``, inside which the networks keep the TPS solve, heatmaps, grids, every
+``grid_sample``, the softmax, sigmoids and blends in float32. The keypoint detector runs entirely in
+float32 outside autocast: it decides where everything moves (in bfloat16 its error, ~0.003 normalised
+units, dominated the output error — 37 dB instead of 53 dB PSNR against float32 on the vox-256
+architecture — for ~2 % of the FLOPs). In float32 the engine computes exactly what the networks'
+``forward`` computes.
+
+The engine renders one batch; the loop over a clip (progress, interruption, out-of-memory halving)
+is :class:`~tpsmm.core.animation.pipeline.AnimationPipeline`'s.
 
 Example::
 
@@ -28,19 +30,14 @@ import contextlib
 import copy
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Iterator
 
 import torch
-import torch.nn.functional as F
-from einops import rearrange, repeat
 from torch import nn
 
-from ..geometry.coords import kp2gaussian
-from ..media.images import to_user_layout
 from ..networks.dense_motion import DenseMotion
-from ..networks.inpainting import Generated, deform
+from ..networks.inpainting import Generated
 
-__all__ = ["SourceCache", "RenderedBatch", "AnimationEngine", "AMP_DTYPES", "inference_copy"]
+__all__ = ["SourceCache", "AnimationEngine", "AMP_DTYPES", "inference_copy"]
 
 AMP_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -81,23 +78,6 @@ class SourceCache:
     frame: torch.Tensor
     small: torch.Tensor
     encoded: list[torch.Tensor]
-
-
-@dataclass
-class RenderedBatch:
-    """One batch of output.
-
-    Attributes:
-        start: index of the first frame of the batch in the clip.
-        frames: ``[b,S,S,3]`` float32 CPU in ``[0,1]``.
-        occlusion: ``[b,S,S]`` finest occlusion mask (1 = warped source visible) or ``None``.
-        deformation: ``[b,h,w,2]`` dense motion (source coordinates) or ``None``.
-    """
-
-    start: int
-    frames: torch.Tensor
-    occlusion: torch.Tensor | None = None
-    deformation: torch.Tensor | None = None
 
 
 class AnimationEngine:
@@ -180,70 +160,21 @@ class AnimationEngine:
         return SourceCache(frame=source, small=small, encoded=[e.float() for e in encoded])
 
     # ----------------------------------------------------------------- one batch
-    def _dense_motion(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> DenseMotion:
-        """Mirror of ``DenseMotionNetwork.forward`` (no background, no dropout) with explicit precision."""
-        dm = self.nets.dm
-        b = kp_driving.shape[0]
-        h, w = cache.small.shape[2:]
-        with self._fp32():
-            heat = kp2gaussian(kp_driving, h, w, dm.kp_variance) - kp2gaussian(kp_source, h, w, dm.kp_variance)
-            heat = torch.cat([heat.new_zeros(b, 1, h, w), heat], dim=1)
-            grids = dm.transformations(kp_driving, kp_source, h, w)                  # [b,K+1,h,w,2]
-            n = grids.shape[1]
-            sources = repeat(cache.small.expand(b, -1, -1, -1), "b c h w -> (b n) c h w", n=n)
-            deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
-            deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
-        x = torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1).to(self.compute_dtype)
+    def _render_core(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor,
+                     bg_param: torch.Tensor | None):
+        """The networks' own forwards on the cached source (float32 regions are theirs, see the docstring)."""
         with self._amp():
-            logits, occ_logits = dm.heads(dm.hourglass(self._cl(x)))
-        with self._fp32():
-            maps = F.softmax(logits.float(), dim=1)
-            deformation = torch.einsum("bnhw,bnhwc->bhwc", maps, grids)
-            occlusion = [torch.sigmoid(o.float()) for o in occ_logits]
-        return DenseMotion(deformation=deformation, contribution_maps=maps, occlusion=occlusion,
-                           deformed_source=deformed)
-
-    def _inpaint(self, cache: SourceCache, motion: DenseMotion) -> Generated:
-        """Mirror of ``InpaintingNetwork.forward`` on cached encoder maps; warping and blending in float32."""
-        inp = self.nets.inp
-        enc, d, occ = cache.encoded, motion.deformation, motion.occlusion
-
-        def masked(level: int, feat: torch.Tensor) -> torch.Tensor:
-            mask = occ[level if inp.multi_mask else 0]
-            if mask.shape[2:] != feat.shape[2:]:
-                mask = F.interpolate(mask, size=feat.shape[2:], mode="bilinear", align_corners=True)
-            return feat * mask
-
-        with self._fp32():
-            out = masked(0, deform(enc[-1], d))
-        skip = out
-        for i in range(inp.num_down_blocks):
-            with self._amp():
-                out = inp.up_blocks[i](inp.resblock[2 * i + 1](inp.resblock[2 * i](self._cl(out.to(self.compute_dtype)))))
-            with self._fp32():
-                skip = masked(i + 1, deform(enc[-(i + 2)], d))
-                if i < inp.num_down_blocks - 1:
-                    out = torch.cat([out.float(), skip], dim=1)
-        with self._fp32():
-            deformed = deform(cache.frame, d)
-            last = occ[-1]
-            if last.shape[2:] != out.shape[2:]:
-                last = F.interpolate(last, size=out.shape[2:], mode="bilinear", align_corners=True)
-            mixed = out.float() * (1 - last) + skip
-        with self._amp():
-            final = inp.final(self._cl(mixed.to(self.compute_dtype)))
-        with self._fp32():
-            prediction = torch.sigmoid(final.float()) * (1 - last) + deformed * last
-        return Generated(prediction=prediction, deformed=deformed, warped_encoder_maps=[])
-
-    def _render_core(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor):
-        motion = self._dense_motion(cache, kp_source, kp_driving)
-        return self._inpaint(cache, motion), motion
+            motion = self.nets.dm(cache.frame, kp_driving, kp_source, bg_param=bg_param, source_small=cache.small)
+            gen = self.nets.inp(cache.frame, motion, encoded=cache.encoded)
+        return gen, motion
 
     @torch.no_grad()
-    def render_batch(self, cache: SourceCache, kp_source: torch.Tensor,
-                     kp_driving: torch.Tensor) -> tuple[Generated, DenseMotion]:
+    def render_batch(self, cache: SourceCache, kp_source: torch.Tensor, kp_driving: torch.Tensor, *,
+                     bg_param: torch.Tensor | None = None) -> tuple[Generated, DenseMotion]:
         """``kp_driving [b,5K,2]`` (``kp_source [1,5K,2]``) -> ``(Generated, DenseMotion)`` on the device.
+
+        Args:
+            bg_param: optional ``[b,3,3]`` background affine per frame (the background predictor's).
 
         All returned tensors are float32: ``prediction [b,3,S,S]``, ``deformation [b,h,w,2]``,
         ``occlusion`` list coarse to fine.
@@ -251,30 +182,17 @@ class AnimationEngine:
         b = kp_driving.shape[0]
         kp_driving = kp_driving.to(device=self.device, dtype=torch.float32)
         kp_source = kp_source.to(device=self.device, dtype=torch.float32).expand(b, -1, -1)
+        if bg_param is not None:
+            bg_param = bg_param.to(device=self.device, dtype=torch.float32)
         pad = self.batch_size - b if self.compiled and b < self.batch_size else 0
         if pad:
             kp_driving = torch.cat([kp_driving, kp_driving[-1:].expand(pad, -1, -1)])
             kp_source = kp_source[:1].expand(self.batch_size, -1, -1)
-        gen, motion = self._core(cache, kp_source, kp_driving)
+            if bg_param is not None:
+                bg_param = torch.cat([bg_param, bg_param[-1:].expand(pad, -1, -1)])
+        gen, motion = self._core(cache, kp_source, kp_driving, bg_param)
         if pad:
             gen = Generated(prediction=gen.prediction[:b], deformed=gen.deformed[:b], warped_encoder_maps=[])
             motion = DenseMotion(deformation=motion.deformation[:b], contribution_maps=motion.contribution_maps[:b],
                                  occlusion=[o[:b] for o in motion.occlusion], deformed_source=motion.deformed_source[:b])
         return gen, motion
-
-    @torch.no_grad()
-    def render(self, source: torch.Tensor, kp_source: torch.Tensor, kp_driving: torch.Tensor, *,
-               with_occlusion: bool = False, with_deformation: bool = False) -> Iterator[RenderedBatch]:
-        """Yield :class:`RenderedBatch` es (CPU, user layout) for ``kp_driving [T,5K,2]``.
-
-        Args:
-            source: model-layout ``[1,3,S,S]`` source (see ``TPSMM.prepare``).
-            kp_source: ``[1,5K,2]``.
-        """
-        cache = self.cache_source(source)
-        for start in range(0, kp_driving.shape[0], self.batch_size):
-            gen, motion = self.render_batch(cache, kp_source, kp_driving[start:start + self.batch_size])
-            yield RenderedBatch(
-                start=start, frames=to_user_layout(gen.prediction.clamp(0, 1)),
-                occlusion=motion.occlusion[-1][:, 0].float().cpu() if with_occlusion else None,
-                deformation=motion.deformation.float().cpu() if with_deformation else None)

@@ -16,22 +16,24 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["InputError", "to_model_layout", "to_user_layout", "resize_frames"]
+__all__ = ["InputError", "check_user_images", "to_model_layout", "to_user_layout", "resize_frames"]
 
 
 class InputError(ValueError):
     """An image argument has the wrong rank, channel count, dtype or value range."""
 
 
-def to_model_layout(images, *, name: str, device: torch.device | str, dtype: torch.dtype,
-                    size: int | None = None, single: bool = False) -> torch.Tensor:
-    """``[H,W,C]`` / ``[B,H,W,C]`` user images -> ``[B,3,S,S]`` model input.
+def check_user_images(images, *, name: str, single: bool = False) -> torch.Tensor:
+    """Validate user images (the one validator of every entry point) -> float ``[B, H, W, 3]`` RGB in ``[0, 1]``.
 
     Args:
-        images: tensor or ndarray in ``[0,1]``.
+        images: ``[H,W,C]`` / ``[B,H,W,C]`` tensor or ndarray, float in ``[0,1]``, C in 1 (grey), 3, 4 (alpha dropped).
         name: argument name used in error messages.
-        size: model size ``S`` to resize to (``None`` keeps the size).
         single: require exactly one image (``[H,W,C]`` or ``[1,H,W,C]``).
+
+    Raises :class:`InputError` naming ``name`` for the wrong type, rank, channel count, dtype, an empty
+    batch, or values outside ``[0, 1]`` (NaN and inf included). Tiny excursions (<= 1e-3) are clamped.
+    The result is a new tensor or a view; the input is never modified.
     """
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
@@ -54,6 +56,20 @@ def to_model_layout(images, *, name: str, device: torch.device | str, dtype: tor
     if lo < -1e-3 or hi > 1 + 1e-3 or not np.isfinite([lo, hi]).all():
         raise InputError(f"{name}: values must lie in [0,1], got range [{lo:.4g}, {hi:.4g}]")
     x = images[..., :3] if c == 4 else (images.expand(*images.shape[:-1], 3) if c == 1 else images)
+    return x.clamp(0, 1) if lo < 0 or hi > 1 else x
+
+
+def to_model_layout(images, *, name: str, device: torch.device | str, dtype: torch.dtype,
+                    size: int | None = None, single: bool = False) -> torch.Tensor:
+    """``[H,W,C]`` / ``[B,H,W,C]`` user images -> ``[B,3,S,S]`` model input (checked by :func:`check_user_images`).
+
+    Args:
+        images: tensor or ndarray in ``[0,1]``.
+        name: argument name used in error messages.
+        size: model size ``S`` to resize to (``None`` keeps the size).
+        single: require exactly one image (``[H,W,C]`` or ``[1,H,W,C]``).
+    """
+    x = check_user_images(images, name=name, single=single)
     x = rearrange(x, "b h w c -> b c h w").to(device=device, dtype=dtype).clamp(0, 1)
     if size is not None:
         x = resize_frames(x, size)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torchvision.utils import flow_to_image
 
-from kornia.utils import create_meshgrid
+from kornia.geometry import create_meshgrid
 
 __all__ = ["group_colours", "draw_keypoints", "flow_to_rgb", "occlusion_to_rgb", "side_by_side"]
 

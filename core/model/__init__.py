@@ -1,4 +1,4 @@
 """Model layer: configs, the five-network container, typed keypoints/motion, safetensors checkpoints."""
-from .container import NETWORKS, TPSMM, ModelError
+from .container import NETWORKS, ModelError, TPSMMNetworks
 
-__all__ = ["NETWORKS", "TPSMM", "ModelError"]
+__all__ = ["NETWORKS", "TPSMMNetworks", "ModelError"]

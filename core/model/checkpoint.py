@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 
 from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
-from .container import NETWORKS, TPSMM
+from .container import NETWORKS, TPSMMNetworks
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
-           "infer_model_config", "build_model", "load_network", "convert_official", "load_model", "is_official_path",
+           "infer_model_config", "build_model", "load_network", "convert_official", "load_networks", "is_official_path",
            "checkpoint_config"]
 
 FORMAT_VERSION = "1"
@@ -36,7 +36,7 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, unsafe or does not match the architecture."""
 
 
-def save_checkpoint(model: TPSMM, path: str, *, config: Config | None = None,
+def save_checkpoint(model: TPSMMNetworks, path: str, *, config: Config | None = None,
                     metadata: dict[str, str] | None = None) -> None:
     """Write ``model`` (all present networks) to ``path`` as safetensors, atomically.
 
@@ -174,8 +174,10 @@ def infer_model_config(groups: dict[str, dict[str, torch.Tensor]], *, image_size
     return cfg
 
 
-def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]], *, source: str) -> TPSMM:
-    """Build a :class:`TPSMM` for ``config`` and load ``groups`` strictly; mismatches name key and shapes."""
+def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]], *, source: str,
+                cls: type[TPSMMNetworks] = TPSMMNetworks) -> TPSMMNetworks:
+    """Build a ``cls`` (default :class:`TPSMMNetworks`) for ``config`` and load ``groups`` strictly; mismatches
+    name key and shapes."""
     missing = [n for n in REQUIRED if n not in groups]
     if missing:
         raise CheckpointError(f"{source}: missing network(s) {', '.join(missing)}")
@@ -183,7 +185,7 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
     with_bg = "bg_predictor" in groups or (config.bg and config.bg_motion == "lk")
     if config.bg and not with_bg:
         config = dataclasses.replace(config, bg=False)
-    model = TPSMM(config, with_bg=with_bg, with_avd="avd_network" in groups)
+    model = cls(config, with_bg=with_bg, with_avd="avd_network" in groups)
     for net, sd in groups.items():
         load_network(getattr(model, net), sd, name=net, source=source)
     return model
@@ -236,7 +238,7 @@ def checkpoint_config(path: str) -> Config:
 
 
 def convert_official(src: str, dst: str, *, config: str | Config | None = None, image_size: int | None = None,
-                     overwrite: bool = False) -> TPSMM:
+                     overwrite: bool = False) -> TPSMMNetworks:
     """Convert a release ``.pth.tar`` to a tpsmm safetensors checkpoint; returns the loaded model.
 
     Args:
@@ -256,9 +258,13 @@ def convert_official(src: str, dst: str, *, config: str | Config | None = None, 
     return model
 
 
-def load_model(path: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               config: str | Config | None = None, image_size: int | None = None) -> TPSMM:
-    """Load a checkpoint for inference (``eval()`` mode, no gradients needed).
+def load_networks(path: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                  config: str | Config | None = None, image_size: int | None = None,
+                  cls: type[TPSMMNetworks] = TPSMMNetworks) -> TPSMMNetworks:
+    """Load a checkpoint into a ``cls`` for inference (``eval()`` mode, no gradients needed).
+
+    ``tpsmm.core.load_model`` is this with ``cls`` = :class:`tpsmm.core.TPSMM` (the networks plus the
+    animation steps).
 
     Accepts tpsmm ``.safetensors`` files and, with a warning, release ``.pth.tar`` files (converted in
     memory, read with ``weights_only=True``). ``config``/``image_size`` only apply to release files
@@ -273,5 +279,5 @@ def load_model(path: str, *, device: str | torch.device = "cpu", dtype: torch.dt
     else:
         full, groups, _ = read_checkpoint(path)
         cfg = full.model if not image_size else full.model.replace(image_size=image_size)
-    model = build_model(cfg, groups, source=path)
+    model = build_model(cfg, groups, source=path, cls=cls)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

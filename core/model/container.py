@@ -1,4 +1,9 @@
-"""The assembled TPSMM model: five networks plus the animation steps (keypoints, motion, generation)."""
+"""The five networks of TPSMM in one module: construction from a config, placement, identity, input layout.
+
+The user-level steps (keypoints, motion, generation, animation) live one layer up, in
+:class:`tpsmm.core.TPSMM` (:mod:`tpsmm.core.animation.model`), which adds them to this container by
+calling the animation pipeline. Training and checkpoints need only this container.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,15 +13,14 @@ from torch import nn
 
 from .config import ModelConfig
 from ..media.images import to_model_layout
-from ..animation.motion import best_reference_frame, relative_keypoints
 from ..networks.avd import AVDNetwork
 from ..networks.bg_motion import BGLucasKanade, BGMotionPredictor
 from ..networks.dense_motion import DenseMotion, DenseMotionNetwork
 from ..networks.inpainting import Generated, InpaintingNetwork
 from ..networks.keypoint_detector import KPDetector
-from .structures import MODES, Keypoints, Motion
+from .structures import Keypoints
 
-__all__ = ["TPSMM", "NETWORKS", "ModelError"]
+__all__ = ["TPSMMNetworks", "NETWORKS", "ModelError"]
 
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor", "avd_network")
 
@@ -25,8 +29,8 @@ class ModelError(ValueError):
     """A request the loaded model cannot serve (missing network, foreign keypoints, bad mode)."""
 
 
-class TPSMM(nn.Module):
-    """Thin-Plate Spline Motion Model.
+class TPSMMNetworks(nn.Module):
+    """Thin-Plate Spline Motion Model: the networks.
 
     Networks (attribute names = checkpoint prefixes): ``kp_detector``, ``dense_motion_network``,
     ``inpainting_network``, and the optional ``bg_predictor`` (``None`` when ``config.bg`` is False or
@@ -104,97 +108,7 @@ class TPSMM(nn.Module):
         motion = self.dense_motion_network(source, kp_driving, kp_source, bg_param=bg_param)
         return self.inpainting_network(source, motion), motion
 
-    # ----------------------------------------------------------------- user-level steps
-    @torch.no_grad()
-    def extract_keypoints(self, images) -> Keypoints:
-        """Keypoints of user-layout images ``[H,W,3]`` or ``[B,H,W,3]`` -> :class:`Keypoints` (``[B,5K,2]``)."""
-        frames = self.prepare(images, name="images")
-        return Keypoints(value=self.detect(frames), model_id=self.model_id, frames=frames)
-
     def check_keypoints(self, kp: Keypoints, name: str) -> None:
         if kp.model_id != self.model_id:
             raise ModelError(f"{name}: keypoints come from another model (id {kp.model_id}, this model is "
                              f"{self.model_id}); extract them with the same checkpoint")
-
-    @torch.no_grad()
-    def estimate_motion(self, kp_source: Keypoints, kp_driving: Keypoints, *, mode: str = "relative",
-                        reference_frame: int | str = 0, strength: float = 1.0) -> Motion:
-        """Transfer driving motion onto the source keypoints.
-
-        Args:
-            kp_source: keypoints of one source image (``[1,5K,2]``).
-            kp_driving: keypoints of ``T`` driving frames.
-            mode: ``standard`` | ``relative`` | ``avd``.
-            reference_frame: relative mode: index of the driving frame matching the source pose, or
-                ``"best"`` (closest normalised keypoint layout).
-            strength: relative mode movement multiplier.
-        """
-        self.check_keypoints(kp_source, "kp_source")
-        self.check_keypoints(kp_driving, "kp_driving")
-        if len(kp_source) != 1:
-            raise ModelError(f"kp_source: expected keypoints of one source image, got {len(kp_source)}")
-        if mode not in MODES:
-            raise ModelError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-        src, drv = kp_source.value, kp_driving.value
-        if mode == "standard":
-            new = drv
-        elif mode == "relative":
-            t = len(kp_driving)
-            ref = best_reference_frame(src, drv) if reference_frame == "best" else int(reference_frame)
-            if not -t <= ref < t:
-                raise ModelError(f"reference_frame: {ref} is outside the {t} driving frames")
-            new = relative_keypoints(src, drv, drv[ref:ref + 1] if ref >= 0 else drv[ref:][:1], strength=strength)
-        else:
-            if self.avd_network is None:
-                raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with "
-                                 "`tpsmm train-avd`, or use mode 'relative')")
-            was_training = self.avd_network.training
-            self.avd_network.eval()
-            new = self.avd_network(src.expand(drv.shape[0], -1, -1), drv)
-            self.avd_network.train(was_training)
-        return Motion(kp_source=src, kp_driving=new, mode=mode, model_id=self.model_id, source=kp_source.frames)
-
-    @torch.no_grad()
-    def generate(self, source, motion: Motion, *, batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-        """Render ``motion`` on a source image.
-
-        Args:
-            source: user-layout source image ``[H,W,3]`` or ``[1,H,W,3]``.
-            motion: from :meth:`estimate_motion`.
-            batch_size: frames per forward pass.
-
-        Returns:
-            ``(frames [T,S,S,3], occlusion [T,S,S])`` float32 on CPU in ``[0,1]``.
-        """
-        if motion.model_id != self.model_id:
-            raise ModelError("motion: it was estimated with another model; use the same checkpoint")
-        return self._generate_prepared(self.prepare(source, name="source", single=True), motion, batch_size)
-
-    def _generate_prepared(self, src: torch.Tensor, motion: Motion, batch_size: int):
-        from ..animation.engine import AnimationEngine
-
-        engine = AnimationEngine(self, batch_size=batch_size)
-        frames, occlusion = [], []
-        for out in engine.render(src, motion.kp_source, motion.kp_driving, with_occlusion=True):
-            frames.append(out.frames)
-            occlusion.append(out.occlusion)
-        return torch.cat(frames), torch.cat(occlusion)
-
-    @torch.no_grad()
-    def animate(self, source, driving, mode: str = "relative", *, reference_frame: int | str = 0,
-                strength: float = 1.0, batch_size: int = 8) -> torch.Tensor:
-        """Animate ``source`` (``[H,W,3]``/``[1,H,W,3]``) with ``driving`` (``[T,H,W,3]``), values in ``[0,1]``.
-
-        Returns ``[T,S,S,3]`` float32 in ``[0,1]`` on CPU (S = ``config.image_size``). Equivalent to the
-        release's demo pipeline (no background predictor; relative mode uses ``reference_frame`` as the
-        initial driving frame).
-        """
-        if mode == "avd" and self.avd_network is None:
-            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with "
-                             "`tpsmm train-avd`, or use mode 'relative')")
-        src = self.prepare(source, name="source", single=True)
-        kp_src = Keypoints(value=self.detect(src), model_id=self.model_id, frames=src)
-        kp_drv = self.extract_keypoints(driving)
-        motion = self.estimate_motion(kp_src, kp_drv, mode=mode, reference_frame=reference_frame, strength=strength)
-        frames, _ = self._generate_prepared(src, motion, batch_size)
-        return frames

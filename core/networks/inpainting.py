@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 from .blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from .precision import float32_region
+from .precision import float32_region, into_trunk
 from .dense_motion import DenseMotion
 
 __all__ = ["Generated", "InpaintingNetwork", "deform"]
@@ -107,6 +107,7 @@ class InpaintingNetwork(nn.Module):
         if with_warped_maps:
             warped_maps.append(self._warp_mask(enc[-1].detach(), d, [o.detach() for o in occ], 0))
         skip = out
+        out = into_trunk(out, self.resblock[0])
         for i in range(self.num_down_blocks):
             out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
             out = self.up_blocks[i](out)

@@ -71,7 +71,7 @@ def resolve_device(value: str | torch.device | None = "auto", *, what: str = "de
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"{what}: expected auto, cpu, cuda, cuda:N or mps, got {value!r}") from None
+        raise ValueError(f"{what} {value!r}: not a device name (expected auto, cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{what} {name}: no CUDA device is available on this machine")
@@ -80,7 +80,7 @@ def resolve_device(value: str | torch.device | None = "auto", *, what: str = "de
     elif device.type == "mps" and not _mps_available():
         raise ValueError(f"{what} {name}: Apple MPS is not available on this machine")
     elif device.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{what}: expected auto, cpu, cuda, cuda:N or mps, got {value!r}")
+        raise ValueError(f"{what} {value!r}: not a device name (expected auto, cpu, cuda, cuda:N or mps)")
     return device
 
 

@@ -12,7 +12,7 @@ import contextlib
 
 import torch
 
-__all__ = ["float32_region", "autocast_active"]
+__all__ = ["float32_region", "autocast_active", "into_trunk"]
 
 
 def autocast_active(device_type: str) -> bool:
@@ -47,3 +47,16 @@ def _identity(t: torch.Tensor) -> torch.Tensor:
 
 def _to_float(t: torch.Tensor) -> torch.Tensor:
     return t.float()
+
+
+def into_trunk(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """A float32 map from a float32 region, made ready to re-enter ``module``'s convolution trunk.
+
+    When the trunk is stored in half precision (an inference copy cast to bfloat16/float16), ``x`` takes
+    that dtype: normalisation layers, unlike convolutions, are not cast by autocast and refuse a float32
+    input with half-precision parameters. With float32 parameters (float32 inference, training under
+    autocast) ``x`` is returned unchanged, so those numerics are untouched.
+    """
+    dtype = next(module.parameters()).dtype
+    return x.to(dtype) if dtype in (torch.bfloat16, torch.float16) and x.dtype != dtype else x
+

@@ -1,0 +1,314 @@
+"""THE animation pipeline: a source image and a stream of driving batches in, rendered batches out.
+
+Every entry point — ``tpsmm animate``, ``TPSMM.animate``/``generate``, every ComfyUI node, ``tpsmm demo``,
+``tpsmm eval`` and the benchmark — renders through :class:`AnimationPipeline`; nothing else loops over
+frames. A frame's trip is one-way::
+
+    driving batch -> (driving crop) -> keypoints -> smoothing -> motion transfer
+                  -> engine (dense motion + inpainting on the cached source) -> compose -> caller
+
+Memory does not grow with the clip: batches are decoded, rendered and handed back one at a time. With
+a reference frame other than the first (relative mode) the keypoints of the whole clip are needed
+first: one keypoint pass keeps ``[T, 5K, 2]`` only, then the clip is read again for the layouts that
+show it. Between batches :class:`Hooks` report progress and may stop the run; a CUDA out-of-memory
+error halves the batch and retries it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from ..media.images import InputError, check_user_images
+from ..model.container import ModelError
+from ..model.structures import Keypoints, Motion
+from ..networks.placement import resolve_dtype
+from .compose import Composer
+from .crop import crop
+from .driving import DrivingFrames
+from .engine import AnimationEngine
+from .motion import MotionTransfer, best_reference_frame
+from .options import AnimationOptions, default_batch_size
+from .smoothing import make_filter
+
+__all__ = ["AnimationPipeline", "Hooks", "RenderedFrames"]
+
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+@dataclass
+class Hooks:
+    """Callbacks of a run (all optional).
+
+    Attributes:
+        progress: ``(frames)`` after each finished piece of a stage.
+        check_interrupt: called before each piece; raise (e.g. ``KeyboardInterrupt``) to stop.
+        on_stage: ``(name, total_frames or None)`` when a stage starts: ``"keypoints"`` (the first pass of a
+            two-pass run, and keypoint extraction) and ``"render"``.
+        on_reference: ``(index)`` once the reference frame of relative motion is chosen.
+    """
+
+    progress: Callable[[int], None] | None = None
+    check_interrupt: Callable[[], None] | None = None
+    on_stage: Callable[[str, int | None], None] | None = None
+    on_reference: Callable[[int], None] | None = None
+
+    def _call(self, name: str, *args) -> None:
+        fn = getattr(self, name)
+        if fn is not None:
+            fn(*args)
+
+
+@dataclass
+class RenderedFrames:
+    """One rendered batch.
+
+    Attributes:
+        start: index of the batch's first frame in the clip.
+        frames: ``[b, H, W, 3]`` the main layout (``options.view``); float32 CPU in ``[0, 1]``.
+        views: every requested layout by name (``frames`` is ``views[options.view]``).
+        kp_driving: ``[b, 5K, 2]`` driving keypoints (after smoothing); ``None`` when rendering a Motion.
+        kp_transferred: ``[b, 5K, 2]`` where the source keypoints went.
+        driving: ``[b, H', W', 3]`` the driving frames of the batch (after the driving crop), when at hand.
+        deformation: ``[b, h, w, 2]`` dense motion (absolute source coordinates), with ``options.with_motion``.
+        occlusion: ``[b, S, S]`` finest occlusion mask (1 = warped source visible), with ``options.with_motion``.
+    """
+
+    start: int
+    frames: torch.Tensor
+    views: dict[str, torch.Tensor] = field(default_factory=dict)
+    kp_driving: torch.Tensor | None = None
+    kp_transferred: torch.Tensor | None = None
+    driving: torch.Tensor | None = None
+    deformation: torch.Tensor | None = None
+    occlusion: torch.Tensor | None = None
+
+
+@dataclass
+class _Source:
+    frame: torch.Tensor          # [1,3,S,S] model layout
+    kp: torch.Tensor             # [1,5K,2] on the device
+    cache: object
+    composer: Composer
+
+
+class AnimationPipeline:
+    """Renders animations of ``model`` with ``options`` (see the module docstring).
+
+    Args:
+        model: a :class:`~tpsmm.core.model.TPSMMNetworks` (usually a :class:`~tpsmm.core.TPSMM`) in eval mode;
+            the pipeline runs on its device and never modifies it.
+        options: :class:`AnimationOptions`.
+        hooks: progress / interruption callbacks.
+    """
+
+    def __init__(self, model, options: AnimationOptions | None = None, *, hooks: Hooks | None = None) -> None:
+        self.model, self.options, self.hooks = model, options or AnimationOptions(), hooks or Hooks()
+        o = self.options
+        if o.mode == "avd" and model.avd_network is None:
+            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
+                             "or use mode 'relative')")
+        if o.background and model.bg_predictor is None:
+            raise ModelError("background: this checkpoint has no background motion predictor")
+        device = model.device
+        self.engine = AnimationEngine(model, batch_size=o.batch_size or default_batch_size(device.type),
+                                      dtype=None if o.dtype is None else resolve_dtype(o.dtype, device),
+                                      channels_last=o.channels_last,
+                                      compile=o.compile)
+        self._limit = self.engine.batch_size
+
+    @property
+    def batch_size(self) -> int:
+        """Frames per forward pass now (halved after an out-of-memory error)."""
+        return self._limit
+
+    # ------------------------------------------------------------------ keypoints and motion
+    def _model_frames(self, images: torch.Tensor, name: str, *, box=None, single: bool = False) -> torch.Tensor:
+        if box is not None:
+            images = crop(check_user_images(images, name=name), box)
+        return self.model.prepare(images, name=name, single=single)
+
+    def detect(self, images: torch.Tensor, *, name: str = "driving") -> torch.Tensor:
+        """User-layout driving frames ``[b,H,W,C]`` -> keypoints ``[b,5K,2]`` (float32, device; driving crop applied)."""
+        frames = self._model_frames(images, name, box=self.options.driving_crop)
+        return self._pieces(lambda a, b: self.engine.detect(frames[a:b]), frames.shape[0], torch.cat)
+
+    def extract_keypoints(self, clip: DrivingFrames | torch.Tensor, *, name: str = "images") -> Keypoints:
+        """Keypoints of every frame of ``clip`` (a :class:`DrivingFrames` or an IMAGE batch) as :class:`Keypoints`.
+
+        The model-size frame is kept in ``Keypoints.frames`` when the clip is a single image (a source).
+        """
+        if not isinstance(clip, DrivingFrames):
+            clip = DrivingFrames.from_tensor(check_user_images(clip, name=name), name=name)
+        self.hooks._call("on_stage", "keypoints", clip.frame_count)
+        values, first = [], None
+        for i, chunk in enumerate(clip.batches(self._limit)):
+            self.hooks._call("check_interrupt")
+            values.append(self.detect(chunk, name=name).cpu())
+            self.hooks._call("progress", chunk.shape[0])
+            first = chunk[:1] if i == 0 else None
+        value = torch.cat(values)
+        frames = (self._model_frames(first, name, box=self.options.driving_crop).cpu()
+                  if first is not None and len(value) == 1 else None)
+        return Keypoints(value=value, model_id=self.model.model_id, frames=frames)
+
+    def smoother(self, fps: float):
+        """A fresh causal keypoint filter for the options' smoothing (``None`` when off)."""
+        return make_filter(self.options.smoothing, self.options.smoothing_strength, fps=fps)
+
+    def transfer(self, kp_source: torch.Tensor, kp_reference: torch.Tensor) -> MotionTransfer:
+        """The options' motion transfer for ``kp_source [1,5K,2]`` and the reference frame's keypoints ``[1,5K,2]``."""
+        o = self.options
+        return MotionTransfer(mode=o.mode, kp_source=kp_source, kp_reference=kp_reference.to(kp_source),
+                              strength=o.strength, avd_network=self.model.avd_network)
+
+    def reference_index(self, kp_source: torch.Tensor, kp_driving: torch.Tensor) -> int:
+        """The reference frame of relative motion among ``kp_driving [T,5K,2]`` (``0 <= index < T``)."""
+        ref, t = self.options.reference_frame, kp_driving.shape[0]
+        ref = best_reference_frame(kp_source.cpu(), kp_driving.cpu()) if ref == "best" else ref
+        if not -t <= ref < t:
+            raise ModelError(f"reference_frame: {ref} is outside the {t} driving frames")
+        self.hooks._call("on_reference", ref % t)
+        return ref % t
+
+    def estimate_motion(self, kp_source: Keypoints, kp_driving: Keypoints, *, fps: float = 30.0) -> Motion:
+        """Smoothing and motion transfer of whole keypoint sets (the nodes' and ``TPSMM.estimate_motion``'s path)."""
+        for kp, name in ((kp_source, "kp_source"), (kp_driving, "kp_driving")):
+            self.model.check_keypoints(kp, name)
+        if len(kp_source) != 1:
+            raise ModelError(f"kp_source: expected keypoints of one source image, got {len(kp_source)}")
+        device = self.model.device
+        src = kp_source.value.to(device=device, dtype=torch.float32)
+        drv = kp_driving.value.to(device=device, dtype=torch.float32)
+        smoother = self.smoother(fps)
+        drv = smoother(drv) if smoother is not None else drv
+        ref = self.reference_index(src, drv) if self.options.mode == "relative" else 0
+        new = self.transfer(src, drv[ref:ref + 1])(drv)
+        return Motion(kp_source=src, kp_driving=new, mode=self.options.mode, model_id=self.model.model_id,
+                      source=kp_source.frames)
+
+    # ------------------------------------------------------------------ rendering
+    def _prepare_source(self, source, kp_source: torch.Tensor | None = None) -> _Source:
+        o, size = self.options, self.model.config.image_size
+        photo = check_user_images(source, name="source", single=True)[0].float().cpu()
+        if o.crop is not None:
+            o.crop.check(photo.shape[1], photo.shape[0])
+        frame = self._model_frames(photo, "source", box=o.crop, single=True)
+        kp = self.engine.detect(frame) if kp_source is None else kp_source.to(self.model.device, torch.float32)
+        out_hw = (o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size
+        composer = Composer(photo=photo, box=o.crop, feather=o.feather, out_hw=out_hw or (size, size),
+                            upscale=o.upscale, model_size=size, kp_source=kp, device=self.model.device)
+        return _Source(frame=frame, kp=kp, cache=self.engine.cache_source(frame), composer=composer)
+
+    def run(self, source, driving: DrivingFrames | torch.Tensor) -> Iterator[RenderedFrames]:
+        """Animate ``source`` (``[H,W,C]``/``[1,H,W,C]`` in ``[0,1]``) with ``driving``; yields :class:`RenderedFrames`."""
+        if not isinstance(driving, DrivingFrames):
+            driving = DrivingFrames.from_tensor(check_user_images(driving, name="driving"))
+        src = self._prepare_source(source)
+        smoother = self.smoother(driving.fps)
+        smooth = (lambda kp: smoother(kp)) if smoother is not None else (lambda kp: kp)
+        if not self.options.two_pass:
+            self.hooks._call("on_stage", "render", driving.frame_count)
+            transfer, start = None, 0
+            for chunk in driving.batches(self._limit):
+                kp = smooth(self.detect(chunk))
+                transfer = transfer or self.transfer(src.kp, kp[:1])
+                yield from self._render(src, start, transfer(kp), kp, chunk)
+                start += kp.shape[0]
+            return
+        self.hooks._call("on_stage", "keypoints", driving.frame_count)
+        kps = []
+        for chunk in driving.batches(self._limit):
+            self.hooks._call("check_interrupt")
+            kps.append(smooth(self.detect(chunk)).cpu())
+            self.hooks._call("progress", chunk.shape[0])
+        kps = torch.cat(kps)
+        transfer = self.transfer(src.kp, kps[self.reference_index(src.kp, kps)][None])
+        yield from self._render_keypoints(src, kps, transfer, driving)
+
+    def generate(self, source, motion: Motion) -> Iterator[RenderedFrames]:
+        """Render a :class:`Motion` (from :meth:`estimate_motion`) on its ``source`` image."""
+        if not isinstance(motion, Motion):
+            raise InputError(f"motion: expected a Motion, got {type(motion).__name__}")
+        if motion.model_id != self.model.model_id:
+            raise ModelError("motion: it was estimated with another model; use the same checkpoint")
+        if self.options.background or any(v.startswith("side-by-side") for v in self.options.views):
+            raise ValueError("rendering a Motion: background motion and side-by-side layouts need the driving frames")
+        src = self._prepare_source(source, kp_source=motion.kp_source)
+        yield from self._render_keypoints(src, motion.kp_driving.cpu(), None, None)
+
+    def _render_keypoints(self, src: _Source, kps: torch.Tensor, transfer, driving) -> Iterator[RenderedFrames]:
+        """Second pass: render precomputed keypoints (re-reading the driving frames when a layout shows them)."""
+        t = kps.shape[0]
+        self.hooks._call("on_stage", "render", t)
+        needs_frames = driving is not None and (self.options.background or any(
+            v.startswith("side-by-side") for v in self.options.views))
+        batches = driving.batches(self._limit) if needs_frames else None
+        start = 0
+        while start < t:
+            chunk = next(batches, None) if batches is not None else None
+            n = chunk.shape[0] if chunk is not None else self._limit
+            if batches is not None and (chunk is None or start + n > t):
+                raise InputError(f"{driving.name}: the clip decoded differently on the second pass")
+            kp = kps[start:start + n].to(self.model.device)
+            yield from self._render(src, start, transfer(kp) if transfer else kp, kp if transfer else None, chunk)
+            start += kp.shape[0]
+
+    def _render(self, src: _Source, start: int, kp_new: torch.Tensor, kp_driving: torch.Tensor | None,
+                driving: torch.Tensor | None) -> Iterator[RenderedFrames]:
+        """Render one batch in pieces of at most :attr:`batch_size` frames (halved on out-of-memory)."""
+        o, done = self.options, 0
+        if driving is not None and o.driving_crop is not None:
+            driving = crop(check_user_images(driving, name="driving"), o.driving_crop)
+        while done < kp_new.shape[0]:
+            self.hooks._call("check_interrupt")
+            stop = min(done + self._limit, kp_new.shape[0])
+            try:
+                out = self._render_piece(src, start + done, kp_new[done:stop],
+                                         None if kp_driving is None else kp_driving[done:stop],
+                                         None if driving is None else driving[done:stop])
+            except OUT_OF_MEMORY as exc:
+                self._halve(exc)
+                continue
+            done = stop
+            self.hooks._call("progress", out.frames.shape[0])
+            yield out
+
+    def _render_piece(self, src: _Source, start: int, kp_new, kp_driving, driving) -> RenderedFrames:
+        o = self.options
+        bg = None
+        if o.background:
+            frames = self.model.prepare(driving, name="driving")
+            with torch.no_grad():
+                bg = self.model.bg_predictor(src.frame.expand(frames.shape[0], -1, -1, -1), frames)
+        gen, motion = self.engine.render_batch(src.cache, src.kp, kp_new, bg_param=bg)
+        occ = motion.occlusion[-1]
+        result = src.composer.result(gen.prediction, motion.deformation, occ)
+        views = src.composer.views(o.views, result, kp_transferred=kp_new, driving=driving, kp_driving=kp_driving)
+        cpu = lambda t: None if t is None else t.detach().float().cpu()  # noqa: E731
+        return RenderedFrames(start=start, frames=views[o.view], views=views, kp_driving=cpu(kp_driving),
+                              kp_transferred=cpu(kp_new), driving=driving,
+                              deformation=cpu(motion.deformation) if o.with_motion else None,
+                              occlusion=cpu(occ[:, 0]) if o.with_motion else None)
+
+    def _pieces(self, fn, total: int, join):
+        """``join([fn(a, b) ...])`` over ``range(total)`` in pieces of :attr:`batch_size`, halving on out-of-memory."""
+        parts, done = [], 0
+        while done < total:
+            stop = min(done + self._limit, total)
+            try:
+                parts.append(fn(done, stop))
+            except OUT_OF_MEMORY as exc:
+                self._halve(exc)
+                continue
+            done = stop
+        return join(parts)
+
+    def _halve(self, exc: BaseException) -> None:
+        if self._limit == 1:
+            raise exc
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self._limit = max(1, self._limit // 2)
+        self.engine.batch_size = self._limit
