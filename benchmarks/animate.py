@@ -1,11 +1,13 @@
-"""Benchmark of the animation engine against the naive per-frame path, plus hires and RSS checks.
+"""Benchmark of the animation pipeline against the naive per-frame path, plus hires and RSS checks.
 
 Paths (each runs in its own subprocess, on the same inputs, so timings and peak memory are separate):
 
 * ``naive``: the reference's loop rebuilt from our modules — batch 1, float32, the source re-encoded
   (downscale + inpainting encoder) for every frame, one device→host copy per frame.
-* ``engine-*``: :class:`tpsmm.core.animation.engine.AnimationEngine` — batches, cached source, optional
-  channels_last and bfloat16/float16 autocast.
+* ``pipeline-*``: :class:`tpsmm.core.AnimationPipeline`, what every entry point runs — batches, cached
+  source, optional channels_last and bfloat16/float16 autocast, frames handed back in user layout.
+  On a CPU without native bfloat16 the pipeline runs bfloat16 requests in float32 (emulated bf16 is
+  ~100x slower), so the bf16 row is left out there.
 
 Both include driving keypoint detection and relative motion transfer. Outputs are compared with the
 naive path (max abs difference, PSNR). Model: the vox-256 architecture at 256², random weights unless
@@ -31,31 +33,37 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import animate_quality as quality  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS.md")
 BEGIN, END = "<!-- animate:begin -->", "<!-- animate:end -->"
 
 
 def paths_for(device: str, batch: int) -> dict[str, dict]:
-    """Name -> engine settings (``None`` = the naive path)."""
+    """Name -> pipeline settings (``None`` = the naive path)."""
+    from tpsmm.core.networks.placement import cpu_has_native_bf16
+
     if device == "cpu":
-        return {"naive-fp32": None,
-                "engine-fp32": dict(batch=batch, dtype="float32", channels_last=False),
-                "engine-fp32-cl": dict(batch=batch, dtype="float32", channels_last=True),
-                "engine-bf16-cl": dict(batch=batch, dtype="bfloat16", channels_last=True)}
+        paths = {"naive-fp32": None,
+                 "pipeline-fp32": dict(batch=batch, dtype="float32", channels_last=False),
+                 "pipeline-fp32-cl": dict(batch=batch, dtype="float32", channels_last=True)}
+        if cpu_has_native_bf16():
+            paths["pipeline-bf16-cl"] = dict(batch=batch, dtype="bfloat16", channels_last=True)
+        return paths
     return {"naive-fp32": None,
-            "engine-fp32": dict(batch=batch, dtype="float32", channels_last=True),
-            "engine-fp16": dict(batch=batch, dtype="float16", channels_last=True),
-            "engine-bf16": dict(batch=batch, dtype="bfloat16", channels_last=True),
-            "engine-fp16-b1": dict(batch=1, dtype="float16", channels_last=True),
-            "engine-bf16-b1": dict(batch=1, dtype="bfloat16", channels_last=True)}
+            "pipeline-fp32": dict(batch=batch, dtype="float32", channels_last=True),
+            "pipeline-fp16": dict(batch=batch, dtype="float16", channels_last=True),
+            "pipeline-bf16": dict(batch=batch, dtype="bfloat16", channels_last=True),
+            "pipeline-fp16-b1": dict(batch=1, dtype="float16", channels_last=True),
+            "pipeline-bf16-b1": dict(batch=1, dtype="bfloat16", channels_last=True)}
 
 
 # ----------------------------------------------------------------------------- child: one path
 def run_path(args) -> None:
-    from tpsmm.core.model.checkpoint import load_model
-    from tpsmm.core.animation.engine import AnimationEngine
-    from tpsmm.core.animation.motion import MotionTransfer, relative_keypoints
+    from tpsmm.core import AnimationOptions, AnimationPipeline, DrivingFrames, load_model
+    from tpsmm.core.animation.motion import relative_keypoints
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     dev = torch.device(args.device)
@@ -80,23 +88,17 @@ def run_path(args) -> None:
             res.append(model.inpainting_network(source, motion).prediction.cpu())
         return res
 
-    @torch.no_grad()
-    def engine_run(frames, engine):
-        kp_source = engine.detect(source)
-        cache = engine.cache_source(source)
-        transfer = MotionTransfer(mode="relative", kp_source=kp_source, kp_reference=engine.detect(driving[:1]))
-        res = []
-        for i in range(0, frames.shape[0], engine.batch_size):
-            gen, _ = engine.render_batch(cache, kp_source, transfer(engine.detect(frames[i:i + engine.batch_size])))
-            res.append(gen.prediction.float().cpu())
-        return res
+    def pipeline_run(frames, pipeline):
+        clip = DrivingFrames.from_tensor(frames.permute(0, 2, 3, 1))
+        return [out.frames.permute(0, 3, 1, 2) for out in pipeline.run(source[0].permute(1, 2, 0), clip)]
 
     if spec is None:
         fn = naive
     else:
-        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[spec["dtype"]]
-        engine = AnimationEngine(model, batch_size=spec["batch"], dtype=dtype, channels_last=spec["channels_last"])
-        fn = lambda frames: engine_run(frames, engine)  # noqa: E731
+        options = AnimationOptions(mode="relative", batch_size=spec["batch"], dtype=spec["dtype"],
+                                   channels_last=spec["channels_last"])
+        pipeline = AnimationPipeline(model, options)
+        fn = lambda frames: pipeline_run(frames, pipeline)  # noqa: E731
     fn(driving[: max(2, (spec or {}).get("batch", 1))])                     # warm-up (not timed)
     sync()
     start = time.perf_counter()
@@ -151,7 +153,7 @@ def tiny_config():
 def random_checkpoint(path: str, config=None) -> str:
     from tpsmm.core.model.checkpoint import save_checkpoint
     from tpsmm.core.model.config import ModelConfig
-    from tpsmm.core.model import TPSMM
+    from tpsmm.core import TPSMM
 
     torch.manual_seed(0)
     save_checkpoint(TPSMM(config or ModelConfig()).eval(), path)
@@ -161,55 +163,6 @@ def random_checkpoint(path: str, config=None) -> str:
 def psnr(a, b) -> float:
     mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
-
-
-def hires_rows() -> list[str]:
-    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b, render_hires, synthetic_case, upscale_frames
-
-    c = synthetic_case(256, 1024)
-    hi = render_hires(c["source"], c["generated"], c["deformation"], c["occlusion"], size=1024)
-    bic = upscale_frames(c["generated"], 1024)
-    ge = lambda x: float(gradient_energy(x)) * 255 ** 2  # noqa: E731
-    return [f"| flow (ours) | {float(psnr_b(hi, c['truth'], border=16)):.2f} | {ge(hi):.1f} |",
-            f"| bicubic | {float(psnr_b(bic, c['truth'], border=16)):.2f} | {ge(bic):.1f} |",
-            f"| ground truth | – | {ge(c['truth']):.1f} |"]
-
-
-def demo_rows() -> list[str]:
-    """The bundled demo model and clip (``assets/demo``): bfloat16 vs float32, and flow vs bicubic upscaling in a
-    reconstruction (source = driving frame 0, ground truth = the 256² driving frames)."""
-    import numpy as np
-
-    from tpsmm.core.model.checkpoint import load_model
-    from tpsmm.core.animation.engine import AnimationEngine
-    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b, render_hires, upscale_frames
-    from tpsmm.core.media.video import VideoReader
-
-    demo = os.path.join(HERE, "..", "assets", "demo")
-    model = load_model(os.path.join(demo, "model.safetensors"))
-    truth = torch.from_numpy(np.stack(list(VideoReader(os.path.join(demo, "driving.mp4"))))).float().div(255)
-    truth = truth.permute(0, 3, 1, 2)                                                     # [T,3,H,W]
-    src, frames = model.prepare(truth[0].permute(1, 2, 0), name="source", single=True), model.prepare(
-        truth.permute(0, 2, 3, 1), name="driving")
-    out = {}
-    with torch.no_grad():
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            e = AnimationEngine(model, batch_size=8, dtype=dtype, channels_last=dtype is not None)
-            kp_src, cache, kp = e.detect(src), e.cache_source(src), e.detect(frames)
-            res = [e.render_batch(cache, kp_src, kp[i:i + 8]) for i in range(0, len(kp), 8)]
-            pred = torch.cat([g.prediction.clamp(0, 1) for g, _ in res])
-            hires = torch.cat([render_hires(truth[:1], g.prediction.clamp(0, 1), m.deformation, m.occlusion[-1],
-                                            size=tuple(truth.shape[2:])) for g, m in res])
-            out[name] = (pred, hires, upscale_frames(pred, tuple(truth.shape[2:])))
-    p16 = psnr_b(out["bf16"][0], out["fp32"][0])
-    ge = lambda x: float(gradient_energy(x).mean()) * 255 ** 2  # noqa: E731
-    _, hi, bic = out["fp32"]
-    return [f"Demo model ({model.config.image_size}² model, {truth.shape[0]} frames): bfloat16 vs float32 PSNR "
-            f"{float(p16.mean()):.1f} dB mean, {float(p16.min()):.1f} dB worst frame.", "",
-            "| upscaling to 256² | PSNR vs driving frames (dB) | gradient energy |", "|---|---|---|",
-            f"| flow (ours) | {float(psnr_b(hi, truth).mean()):.2f} | {ge(hi):.1f} |",
-            f"| bicubic | {float(psnr_b(bic, truth).mean()):.2f} | {ge(bic):.1f} |",
-            f"| driving frames | – | {ge(truth):.1f} |"]
 
 
 def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
@@ -247,7 +200,7 @@ def main() -> None:
     p.add_argument("--checkpoint", help="vox-256 checkpoint (default: random weights, same architecture)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--batch", type=int, help="engine batch (default: 2 on the CPU, 8 on a GPU)")
+    p.add_argument("--batch", type=int, help="pipeline batch (default: 2 on the CPU, 8 on a GPU)")
     p.add_argument("--repeats", type=int, default=2, help="rounds over all paths; the best round counts (default 2)")
     p.add_argument("--quick", action="store_true", help="8 frames, batch 4, one round: checks the script works")
     p.add_argument("--rss", action="store_true", help="also measure peak RSS of `tpsmm animate`, 60 vs 600 frames")
@@ -282,18 +235,9 @@ def main() -> None:
                 if name not in best or m["fps"] > best[name]["fps"]:
                     best[name] = dict(m, peak_rss_mib=max(m["peak_rss_mib"], best.get(name, m)["peak_rss_mib"]))
                 outs[name] = torch.load(result)
-        ref = outs["naive-fp32"]
-        rows = [(name, m, float((outs[name] - ref).abs().max()), psnr(outs[name], ref),
-                 m["fps"] / best["naive-fp32"]["fps"]) for name, m in best.items()]
-        table = ["| path | frames/s | ms/frame | vs naive | max abs diff vs naive | PSNR vs naive (dB) | peak RSS (MiB) |"
-                 + (" peak GPU (MiB) |" if args.device == "cuda" else ""),
-                 "|---|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else "")]
-        for name, m, diff, pv, speed in rows:
-            gpu = f" {m['peak_gpu_mib']:.0f} |" if args.device == "cuda" else ""
-            table.append(f"| {name} | {m['fps']:.3f} | {m['ms_per_frame']:.1f} | {speed:.2f}x | {diff:.2e} | "
-                         f"{pv:.1f} | {m['peak_rss_mib']:.0f} |{gpu}")
+        table = table_rows(best, outs, args.device)
         load = f"1-min load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-        lines = [f"### Animation engine — {args.device}, {frames} frames at 256², batch {batch} "
+        lines = [f"### Animation pipeline — {args.device}, {frames} frames at 256², batch {batch} "
                  f"({datetime.date.today().isoformat()})", "", f"Machine: {machine()}; {load} (a load near or "
                  "above the core count means other jobs shared the CPU and the timings are unreliable).",
                  f"Weights: {'`' + args.checkpoint + '`' if args.checkpoint else 'random (vox-256 architecture)'}; "
@@ -303,15 +247,28 @@ def main() -> None:
             lines += ["", "High-resolution output on generated data (model 256², output 1024², "
                       "`hires.synthetic_case`): PSNR against the full-resolution ground truth (16 px border "
                       "ignored) and gradient energy (mean squared luminance gradient, 8-bit units; higher = sharper).",
-                      "", "| method | PSNR (dB) | gradient energy |", "|---|---|---|", *hires_rows()]
+                      "", "| method | PSNR (dB) | gradient energy |", "|---|---|---|", *quality.hires_rows()]
             if os.path.exists(os.path.join(HERE, "..", "assets", "demo", "model.safetensors")):
-                lines += ["", *demo_rows()]
+                lines += ["", *quality.demo_rows()]
         if args.rss:
             lines += ["", "Peak RSS of `tpsmm animate` (whole process) on 256² driving clips, "
                       f"{'`' + args.rss_checkpoint + '`' if args.rss_checkpoint else 'tiny random 64² model'}:",
                       "", "| frames | peak RSS (MiB) | wall (s) |", "|---|---|---|",
                       *rss_rows(tmp, args.rss_checkpoint)]
     write_section("\n".join(lines), args.device, args.no_write)
+
+
+def table_rows(best: dict, outs: dict, device: str) -> list[str]:
+    """The markdown table: speed of every path and how far its output is from the naive path's."""
+    ref, gpu = outs["naive-fp32"], device == "cuda"
+    table = ["| path | frames/s | ms/frame | vs naive | max abs diff vs naive | PSNR vs naive (dB) | peak RSS (MiB) |"
+             + (" peak GPU (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
+    for name, m in best.items():
+        diff, pv, speed = float((outs[name] - ref).abs().max()), psnr(outs[name], ref), m["fps"] / best["naive-fp32"]["fps"]
+        extra = f" {m['peak_gpu_mib']:.0f} |" if gpu else ""
+        table.append(f"| {name} | {m['fps']:.3f} | {m['ms_per_frame']:.1f} | {speed:.2f}x | {diff:.2e} | "
+                     f"{pv:.1f} | {m['peak_rss_mib']:.0f} |{extra}")
+    return table
 
 
 def write_section(text: str, device: str, dry: bool) -> None:

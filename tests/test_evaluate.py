@@ -16,7 +16,8 @@ from PIL import Image
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core.media.video import VideoReader
 from tpsmm.trainer.data import DataError
-from tpsmm.trainer.evaluate import add_eval_arguments, eval_command, evaluate_reconstruction, output_stems
+from tpsmm.trainer.eval_cli import add_eval_arguments, eval_command
+from tpsmm.trainer.evaluate import evaluate_reconstruction, output_stems
 
 from conftest import make_tiny_model
 

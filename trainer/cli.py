@@ -224,7 +224,7 @@ def register(sub) -> None:
     add_train_avd_arguments(p)
     p.set_defaults(func=_train_avd)
     if importlib.util.find_spec("tpsmm.trainer.evaluate") is not None:
-        from .evaluate import add_eval_arguments, eval_command
+        from .eval_cli import add_eval_arguments, eval_command
 
         p = sub.add_parser("eval", help="video reconstruction evaluation (L1, outputs, JSON report)")
         add_eval_arguments(p)

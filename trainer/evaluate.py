@@ -24,7 +24,6 @@ callable ``(pred [b,3,S,S], gt [b,3,S,S]) -> {metric: per-frame values [b]}`` (f
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -39,13 +38,12 @@ import torch
 
 from ..core import AnimationOptions, AnimationPipeline, DrivingFrames, Hooks
 from ..core.media.atomic import atomic_write
-from ..core.networks.placement import resolve_device
 from ..core.media.image_io import VideoError
 from ..core.media.video_writer import VideoWriter
 from .data import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntry, _candidates, _scan, _split_names,
                    _warn_skipped, read_frames)
 
-__all__ = ["EvalReport", "evaluate_reconstruction", "output_stems", "add_eval_arguments", "eval_command"]
+__all__ = ["EvalReport", "evaluate_reconstruction", "output_stems"]
 
 KeypointMetric = Callable[[torch.Tensor, torch.Tensor], Mapping[str, object]]
 
@@ -194,6 +192,22 @@ def _add_metric(keypoint_metric, pred: torch.Tensor, gt: torch.Tensor, sums: dic
         sums.setdefault(k, []).extend(vals.tolist())
 
 
+def _evaluate_entry(report: EvalReport, model, entry: VideoEntry, stem: str, out_dir: str | None, batch_size: int,
+                    use_bg: bool, keypoint_metric, sums: dict[str, list[float]], overwrite: bool, bar) -> None:
+    """Evaluate one entry into ``report`` (an entry with no decodable frame is skipped, as the scan would)."""
+    try:
+        l1s, base = _evaluate_video(model, entry, stem, out_dir, batch_size, use_bg, keypoint_metric, sums,
+                                    overwrite, bar)
+    except VideoError as exc:
+        warnings.warn(f"{exc}; skipped", RuntimeWarning, stacklevel=3)
+        report.skipped.append(f"{entry.name} ({exc})")
+        return
+    report.per_frame[entry.name] = l1s
+    report.frames_per_video[entry.name] = len(l1s)
+    report.per_video[entry.name] = float(np.mean(l1s))
+    report.baseline_per_video[entry.name] = float(np.mean(base))
+
+
 def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_size: int = 8, use_bg: bool = True,
                             progress: bool = True, device: str | torch.device | None = None, save_videos: bool = True,
                             overwrite: bool = False, keypoint_metric: KeypointMetric | None = None) -> EvalReport:
@@ -235,18 +249,8 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
     model.eval()
     try:
         for entry, stem in zip(entries, stems):
-            try:
-                l1s, base = _evaluate_video(model, entry, stem, out_dir if save_videos else None, batch_size,
-                                            use_bg, keypoint_metric, sums, overwrite, bar)
-            except VideoError as exc:  # decodable header but no decodable frame: skip, as the scan would
-                warnings.warn(f"{exc}; skipped", RuntimeWarning, stacklevel=2)
-                report.skipped.append(f"{entry.name} ({exc})")
-                continue
-            name = entry.name
-            report.per_frame[name] = l1s
-            report.frames_per_video[name] = len(l1s)
-            report.per_video[name] = float(np.mean(l1s))
-            report.baseline_per_video[name] = float(np.mean(base))
+            _evaluate_entry(report, model, entry, stem, out_dir if save_videos else None, batch_size, use_bg,
+                            keypoint_metric, sums, overwrite, bar)
     finally:
         model.train(was_training)
         if bar is not None:
@@ -265,52 +269,3 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
         os.makedirs(out_dir, exist_ok=True)
         _write_json(os.path.join(out_dir, "report.json"), report.to_dict())
     return report
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``tpsmm eval``."""
-    parser.add_argument("--checkpoint", required=True, help="model checkpoint (.safetensors or release .pth.tar)")
-    parser.add_argument("--data", required=True, help="ROOT with test/, or a folder of test videos")
-    parser.add_argument("--out", help="output folder (default: reconstruction/ next to the checkpoint)")
-    parser.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
-    parser.add_argument("--no-bg", action="store_true", help="do not use the background predictor")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
-    parser.add_argument("--no-videos", action="store_true", help="only write report.json")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def eval_command(args: argparse.Namespace) -> int:
-    """Body of ``tpsmm eval``: 0 on success, 1 on bad input (one line on stderr, like every command), 130 on Ctrl-C."""
-    from ..core.model.checkpoint import CheckpointError
-    from ..core import load_model
-    from ..core.model.config import ConfigError
-
-    try:
-        if args.batch < 1:
-            raise ValueError(f"--batch {args.batch}: must be >= 1")
-        if not os.path.isfile(args.checkpoint):
-            raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
-        if not os.path.isdir(args.data):
-            raise FileNotFoundError(f"--data {args.data}: folder not found")
-        device = resolve_device(args.device, what="--device")
-        out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "reconstruction")
-        model = load_model(args.checkpoint, device=device)
-        report = evaluate_reconstruction(model, args.data, out_dir=out, batch_size=args.batch,
-                                         use_bg=not args.no_bg, progress=not args.quiet, device=device,
-                                         save_videos=not args.no_videos, overwrite=args.overwrite)
-    except (DataError, VideoError, CheckpointError, ConfigError, ValueError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        print(f"tpsmm eval: error: {msg}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("tpsmm eval: interrupted; finished videos were kept, the one in progress was discarded",
-              file=sys.stderr)
-        return 130
-    width = max(len(n) for n in report.per_video)
-    for name, l1 in report.per_video.items():
-        print(f"{name:<{width}}  L1 {l1:.5f}  (no-motion {report.baseline_per_video[name]:.5f}, "
-              f"{report.frames_per_video[name]} frames)")
-    print(f"mean L1 {report.mean_l1:.5f} over {report.frames} frames of {len(report.per_video)} videos "
-          f"(no-motion baseline {report.baseline_mean_l1:.5f}); report: {os.path.join(out, 'report.json')}")
-    return 0
