@@ -41,3 +41,18 @@ def test_measures():
     flat, noisy = torch.full((1, 3, 16, 16), 0.5), torch.rand(1, 3, 16, 16)
     assert float(gradient_energy(flat)) == 0 and float(gradient_energy(noisy)) > 0
     assert float(psnr(flat + 0.1, flat)) == pytest.approx(20, abs=1e-3)
+
+
+def test_psnr_is_per_image_and_gradient_energy_sees_pixel_detail():
+    ref = torch.zeros(2, 3, 12, 12)
+    out = ref.clone()
+    out[0] += 0.1
+    out[1, :, 2:-2, 2:-2] += 0.01                     # only inside a 2-pixel border
+    p = psnr(out, ref, border=2)
+    assert p.shape == (2,) and p.dtype == torch.float32
+    assert p.tolist() == pytest.approx([20.0, 40.0], abs=1e-3)
+    assert float(psnr(out, ref)[1]) > 43              # the exact border counts when not ignored
+    assert torch.isinf(psnr(ref, ref)).all()
+    assert float(psnr(out.bfloat16(), ref.bfloat16())[0]) == pytest.approx(20.0, abs=0.05)
+    checker = ((torch.arange(8)[:, None] + torch.arange(8)[None]) % 2).float().expand(1, 3, 8, 8)
+    assert float(gradient_energy(checker)) == pytest.approx(2.0)   # dx^2 + dy^2 = 1 + 1 everywhere

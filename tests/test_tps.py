@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tpsmm.core.geometry.coords import kp2gaussian, make_coordinate_grid
+from kornia.geometry.transform import warp_points_tps
+
+from tpsmm.core.geometry.coords import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous
 from tpsmm.core.geometry.tps import RandomTPS, tps_grid, tps_kernel, tps_solve, tps_warp
 
 
@@ -20,6 +22,32 @@ def test_grid_convention():
     assert torch.equal(grid[2, 4], torch.tensor([1.0, 1.0]))
     assert torch.equal(grid[1, 2], torch.tensor([0.0, 0.0]))   # (x, y) order: x varies along width
     assert torch.equal(grid[0, 1], torch.tensor([-0.5, -1.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grid_is_the_release_formula_bit_for_bit(dtype):
+    for n in (*range(2, 70), 255, 256, 257, 383, 384, 511, 512, 1023, 1024, 2048):
+        ramp = torch.arange(n, dtype=dtype)
+        release = 2 * (ramp / (n - 1)) - 1
+        grid = make_coordinate_grid(2, n, dtype=dtype)
+        assert torch.equal(grid[0, :, 0], release), n
+        assert torch.equal(make_coordinate_grid(n, 2, dtype=dtype)[:, 0, 1], release), n
+
+
+def test_half_precision_grid_is_rounded_once():
+    """bfloat16 grids are the float32 grid rounded once (not a bfloat16 ramp divided in bfloat16)."""
+    for n in (64, 300, 1024):
+        assert torch.equal(make_coordinate_grid(n, n, dtype=torch.bfloat16),
+                           make_coordinate_grid(n, n).to(torch.bfloat16)), n
+
+
+def test_homogeneous_coordinates():
+    pts = torch.rand(2, 7, 2)
+    hom = to_homogeneous(pts)
+    assert hom.shape == (2, 7, 3) and torch.equal(hom[..., 2], torch.ones(2, 7))
+    assert torch.equal(from_homogeneous(hom), pts)
+    scaled = torch.tensor([[[2.0, 4.0, 2.0], [2.0, 4.0, -4.0], [3.0, 5.0, 0.0]]])
+    assert torch.equal(from_homogeneous(scaled), torch.tensor([[[1.0, 2.0], [-0.5, -1.0], [3.0, 5.0]]]))
 
 
 def test_kernel_values():
@@ -58,6 +86,19 @@ def test_affine_points_map_affinely_far_from_ridge_effect():
     # the non-affine weights stay small compared with the affine part
     assert params.weights.abs().max() < 0.2
     assert torch.allclose(params.affine[..., :2].mean(dim=(0, 1)), a, atol=0.1)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 5e-5), (torch.float64, 1e-10)])
+def test_warp_matches_kornia(dtype, tol):
+    """kornia's ``warp_points_tps`` with our solved weights (x2 for its 0.5 kernel) gives the same warp."""
+    kp_d = _kp(b=2, k=10, seed=11, dtype=dtype)
+    params = tps_solve(kp_d, kp_d + 0.1 * _kp(b=2, k=10, seed=12, dtype=dtype))
+    pts = make_coordinate_grid(16, 24, dtype=dtype).reshape(1, -1, 2)
+    b, k, p, _ = params.weights.shape
+    affine = params.affine.transpose(-1, -2)[..., [2, 0, 1], :]     # kornia rows: (translation, x, y)
+    theirs = warp_points_tps(pts.expand(b * k, -1, -1), params.control_points.reshape(b * k, p, 2),
+                             2 * params.weights.reshape(b * k, p, 2), affine.reshape(b * k, 3, 2))
+    assert (tps_warp(params, pts) - theirs.reshape(b, k, -1, 2)).abs().max() < tol
 
 
 def test_gradcheck_float64():

@@ -10,246 +10,23 @@ down; angles are radians, a limb angle ``a`` points along ``(sin a, cos a)`` (0 
 +x); time ``t`` is in frames.  Rendering is done in numpy at ``supersample`` x the output size with analytic
 (signed-distance) edge coverage, then box-downsampled (the same as ``PIL.Image.resize(..., Image.BOX)``).
 Everything is drawn from one ``numpy.random.Generator``, so a seed gives identical bytes on a given platform.
-"""
 
+This module samples characters and renders clips; the rig (oscillators, limbs, poses, camera) is in
+:mod:`.synthetic_rig`, the antialiased drawing primitives in :mod:`.synthetic_raster`.
+"""
 from __future__ import annotations
 
 import colorsys
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from .synthetic_raster import Paint, Raster, resample
+from .synthetic_rig import Character, Limb, Oscillator, Pose, camera_at, pose_at
+
+__all__ = ["Character", "Pose", "sample_character", "pose_at", "camera_at", "render_frame", "render_character_clip"]
 
 _MARGIN = 0.3  # the background texture covers world [-_MARGIN, 1 + _MARGIN] so camera motion never leaves it
-
-
-@dataclass(frozen=True)
-class Paint:
-    """Fill of one part: ``colour`` blended towards ``colour2`` by a pattern in the part's own (u, v) frame.
-
-    ``pattern``: 0 plain, 1 stripes, 2 dots, 3 gradient; ``period``: pattern scale in world units; ``angle``:
-    pattern direction in the part frame (radians).  Patterns move with the part because (u, v) do.
-    """
-
-    colour: tuple[float, float, float]
-    colour2: tuple[float, float, float]
-    pattern: int
-    period: float
-    angle: float
-
-    def fill(self, u: np.ndarray, v: np.ndarray, unit: float) -> np.ndarray:
-        """Colours (h, w, 3) at part coords ``u``, ``v`` (world units, (h, w)); ``unit`` = pixels per world unit."""
-        c1, c2 = np.asarray(self.colour, np.float32), np.asarray(self.colour2, np.float32)
-        if self.pattern == 0:
-            return np.broadcast_to(c1, u.shape + (3,))
-        ca, sa = math.cos(self.angle), math.sin(self.angle)
-        p = u * ca + v * sa
-        px_period = self.period * unit
-        if self.pattern == 1:  # stripes with ~1 px soft edges
-            m = np.clip(0.5 + np.sin(p * (2 * math.pi / self.period)) * max(0.6, px_period / (2 * math.pi)), 0, 1)
-        elif self.pattern == 2:  # dot lattice, dot radius 0.3 period, antialiased
-            q = -u * sa + v * ca
-            fu, fv = p / self.period, q / self.period
-            d = np.hypot(fu - np.floor(fu) - 0.5, fv - np.floor(fv) - 0.5) * px_period
-            m = np.clip(0.3 * px_period - d + 0.5, 0, 1)
-        else:  # smooth gradient across the part
-            m = 0.5 + 0.5 * np.tanh(p / (2 * self.period))
-        return c1 + m[..., None].astype(np.float32) * (c2 - c1)
-
-
-def _lerp_index(coords: np.ndarray, n: int, lo: float, hi: float):
-    """Texel indices (i0, i1) and weight of i1 for linear interpolation of ``n`` texels spread over [lo, hi]."""
-    f = np.clip((np.asarray(coords, np.float64) - lo) / (hi - lo) * n - 0.5, 0, n - 1)
-    i0 = np.floor(f).astype(np.int64)
-    return i0, np.minimum(i0 + 1, n - 1), (f - i0).astype(np.float32)
-
-
-def resample(tex: np.ndarray, ys: np.ndarray, xs: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Separable bilinear lookup of ``tex`` (R, C[, 3]) whose texels span [lo, hi] on both axes.
-
-    Returns ``tex`` sampled on the grid ``ys`` x ``xs`` (world coords): (len(ys), len(xs)[, 3]) float32.  Uses
-    first-axis gathers only (faster and steadier on a busy CPU than BLAS products or middle-axis indexing).
-    """
-    y0, y1, wy = _lerp_index(ys, tex.shape[0], lo, hi)
-    x0, x1, wx = _lerp_index(xs, tex.shape[1], lo, hi)
-    tail = (1,) * (tex.ndim - 1)
-    cols = np.ascontiguousarray(np.swapaxes(tex, 0, 1), dtype=np.float32)  # (C, R[, 3])
-    cols = cols[x0] * (1 - wx).reshape((-1,) + tail) + cols[x1] * wx.reshape((-1,) + tail)  # (nx, R[, 3])
-    rows = np.ascontiguousarray(np.swapaxes(cols, 0, 1))  # (R, nx[, 3])
-    return rows[y0] * (1 - wy).reshape((-1,) + tail) + rows[y1] * wy.reshape((-1,) + tail)
-
-
-class Raster:
-    """Paints antialiased parts into ``canvas`` (H, W, 3) float32 in place; coordinates are pixels (x, y).
-
-    ``unit``: pixels per world unit (for texture coords); ``outline`` / ``outline_px``: outline colour and width.
-    """
-
-    def __init__(self, canvas: np.ndarray, unit: float, outline, outline_px: float) -> None:
-        self.canvas, self.unit = canvas, unit
-        self.outline, self.outline_px = np.asarray(outline, np.float32), outline_px
-
-    def _window(self, lo, hi, origin):
-        """Canvas slices covering [lo, hi] and pixel-centre offsets from ``origin``: dx (w,), dy (h, 1)."""
-        h, w = self.canvas.shape[:2]
-        x0, y0 = max(int(lo[0]), 0), max(int(lo[1]), 0)
-        x1, y1 = min(int(math.ceil(hi[0])), w), min(int(math.ceil(hi[1])), h)
-        if x0 >= x1 or y0 >= y1:
-            return None
-        dx = np.arange(x0, x1, dtype=np.float32) + np.float32(0.5 - origin[0])
-        dy = np.arange(y0, y1, dtype=np.float32)[:, None] + np.float32(0.5 - origin[1])
-        return (slice(y0, y1), slice(x0, x1)), dx, dy
-
-    def _paint(self, win, dist, u, v, rel, paint: Paint, shade: float, outline: bool) -> None:
-        cov = np.clip(0.5 - dist, 0, 1)
-        region = self.canvas[win]
-        colour = paint.fill(u, v, self.unit) * (shade * (1.0 - 0.28 * np.minimum(rel, 1.0) ** 2))[..., None]
-        if outline and self.outline_px > 0:
-            region += cov[..., None] * (self.outline - region)
-            cov = np.clip(0.5 - dist - self.outline_px, 0, 1)
-        region += cov[..., None] * (colour - region)
-
-    def capsule(self, a, b, ra: float, rb: float, paint: Paint, shade: float) -> None:
-        """Tapered capsule from ``a`` (radius ``ra``) to ``b`` (radius ``rb``); u runs along a->b."""
-        pad = max(ra, rb) + 2.0
-        a, b = (float(a[0]), float(a[1])), (float(b[0]), float(b[1]))
-        found = self._window((min(a[0], b[0]) - pad, min(a[1], b[1]) - pad),
-                             (max(a[0], b[0]) + pad, max(a[1], b[1]) + pad), a)
-        if found is None:
-            return
-        win, xs, ys = found
-        length = max(math.hypot(b[0] - a[0], b[1] - a[1]), 1e-6)
-        ux, uy = (b[0] - a[0]) / length, (b[1] - a[1]) / length
-        along = xs * ux + ys * uy
-        across = ys * ux - xs * uy
-        t = np.clip(along * (1.0 / length), 0, 1)
-        r = ra + (rb - ra) * t
-        dist = np.hypot(along - t * length, across) - r
-        self._paint(win, dist, along / self.unit, across / self.unit, np.abs(across) / r, paint, shade, True)
-
-    def ellipse(self, c, rx: float, ry: float, angle: float, paint: Paint, shade: float, outline: bool = True):
-        """Ellipse centred at ``c`` with radii (rx, ry) rotated by ``angle`` (its +y axis along (-sin, cos))."""
-        pad = max(rx, ry) + 2.0
-        c = (float(c[0]), float(c[1]))
-        found = self._window((c[0] - pad, c[1] - pad), (c[0] + pad, c[1] + pad), c)
-        if found is None:
-            return
-        win, xs, ys = found
-        ca, sa = math.cos(angle), math.sin(angle)
-        lx = xs * ca + ys * sa
-        ly = ys * ca - xs * sa
-        k = np.hypot(lx / rx, ly / ry)
-        dist = (k - 1.0) * min(rx, ry)
-        self._paint(win, dist, lx / self.unit, ly / self.unit, k, paint, shade, outline)
-
-
-@dataclass(frozen=True)
-class Oscillator:
-    """Smooth scalar signal ``centre + sum_k amps[k] * sin(2 pi freqs[k] t + phases[k])``; t in frames."""
-
-    centre: float
-    amps: tuple[float, ...]
-    freqs: tuple[float, ...]
-    phases: tuple[float, ...]
-
-    def __call__(self, t: float) -> float:
-        return self.centre + sum(a * math.sin(2.0 * math.pi * f * t + p)
-                                 for a, f, p in zip(self.amps, self.freqs, self.phases))
-
-
-@dataclass(frozen=True)
-class Limb:
-    """One arm or leg, lengths/radii in torso units (multiplied by ``Character.scale`` for world units).
-
-    ``attach``: offset across the torso axis (+ = the character's screen-right at zero lean); ``at_chest``: arms hang
-    from just below the neck, legs from the pelvis; ``swing``: upper-segment angle relative to the torso's down
-    axis; ``bend``: joint bend, applied with ``bend_sign``; ``radii``: (root, joint, end); ``end_radius``: hand disc
-    radius, or foot length when ``foot`` is set; ``facing``: +-1, the x direction a foot points; ``layer``: draw
-    order (torso is 1, head 3); ``paints``: (upper, lower, hand/foot); ``shade``: colour multiplier (< 1 for the far
-    limbs of a side view).
-    """
-
-    attach: float
-    at_chest: bool
-    lengths: tuple[float, float]
-    radii: tuple[float, float, float]
-    swing: Oscillator
-    bend: Oscillator
-    bend_sign: float
-    end_radius: float
-    foot: bool
-    facing: float
-    layer: int
-    paints: tuple[Paint, Paint, Paint]
-    shade: float
-
-
-@dataclass(frozen=True)
-class Character:
-    """One clip's character, motion, camera and background (see module docstring for conventions).
-
-    Geometry fields are in torso units except ``scale`` (world units per torso unit).  ``facing`` is 0 for a
-    front view, +-1 for a side view looking towards +-x.  ``background`` is an (R, R, 3) float32 texture in [0, 1]
-    covering world [-0.3, 1.3]^2.  ``camera`` = (x shift, y shift, zoom) oscillators.
-    """
-
-    scale: float
-    torso_radii: tuple[float, float]
-    neck: float
-    head_radii: tuple[float, float]
-    facing: float
-    limbs: tuple[Limb, ...]
-    torso_paint: Paint
-    head_paint: Paint
-    eye_colour: tuple[float, float, float]
-    outline: tuple[float, float, float]
-    outline_width: float
-    lean: Oscillator
-    head_tilt: Oscillator
-    root: tuple[Oscillator, Oscillator]
-    camera: tuple[Oscillator, Oscillator, Oscillator]
-    background: np.ndarray
-
-
-@dataclass(frozen=True)
-class Pose:
-    """Joint positions at one time, world units: ``limbs[i]`` = (root, joint, end) as a (3, 2) array."""
-
-    pelvis: np.ndarray
-    neck: np.ndarray
-    head_centre: np.ndarray
-    head_angle: float
-    limbs: tuple[np.ndarray, ...]
-
-
-def _dir(a: float) -> np.ndarray:
-    return np.array([math.sin(a), math.cos(a)])
-
-
-def pose_at(ch: Character, t: float) -> Pose:
-    """Skeleton of ``ch`` at frame ``t`` (forward kinematics from the pelvis)."""
-    s, lean = ch.scale, ch.lean(t)
-    pelvis = np.array([ch.root[0](t), ch.root[1](t)])
-    up, side = np.array([math.sin(lean), -math.cos(lean)]), np.array([math.cos(lean), math.sin(lean)])
-    neck = pelvis + s * up
-    head_angle = lean + ch.head_tilt(t)
-    head_centre = neck + s * (ch.neck + 0.85 * ch.head_radii[1]) * np.array([math.sin(head_angle),
-                                                                             -math.cos(head_angle)])
-    limbs = []
-    for lb in ch.limbs:
-        base = neck - 0.12 * s * up if lb.at_chest else pelvis + 0.1 * s * up
-        root = base + s * lb.attach * side
-        a1 = lb.swing(t) - lean
-        joint = root + s * lb.lengths[0] * _dir(a1)
-        end = joint + s * lb.lengths[1] * _dir(a1 + lb.bend_sign * lb.bend(t))
-        limbs.append(np.stack([root, joint, end]))
-    return Pose(pelvis, neck, head_centre, head_angle, tuple(limbs))
-
-
-def camera_at(ch: Character, t: float) -> tuple[float, float, float]:
-    """(x shift, y shift, zoom) of the camera at frame ``t``; screen = 0.5 + zoom * (world - 0.5 - shift)."""
-    return ch.camera[0](t), ch.camera[1](t), ch.camera[2](t)
 
 
 def _osc(rng: np.random.Generator, centre: float, amp: float, speed: float, n: int = 2) -> Oscillator:
@@ -312,24 +89,16 @@ def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, float]
     return tex, _lum(tex.reshape(-1, 3).mean(0))
 
 
-def sample_character(rng: np.random.Generator, size: int) -> Character:
-    """Draw one character (appearance + motion + camera + background) for clips of ``size`` pixels."""
-    background, bg_lum = _background(rng, size)
-    side_view = rng.random() < 0.5
-    facing = float(rng.choice([-1.0, 1.0])) if side_view else 0.0
-    speed = rng.uniform(1 / 40, 1 / 14)  # cycles per frame of the main oscillations
-    chest, hip = rng.uniform(0.2, 0.34), rng.uniform(0.16, 0.28)
-    if side_view:
-        chest, hip = chest * 0.75, hip * 0.8
-    head = rng.uniform(0.24, 0.38)
-    head_radii = (head * rng.uniform(0.85, 1.15), head)
-    shirt, pants = _paint(rng, bg_lum), _paint(rng, bg_lum, plain_prob=0.6)
-    skin, shoes = _paint(rng, bg_lum, skin=rng.random() < 0.6), _paint(rng, bg_lum, plain_prob=1.0)
-    sleeve = shirt if rng.random() < 0.5 else skin
+def _sample_limbs(rng: np.random.Generator, *, facing: float, speed: float, chest: float, hip: float,
+                  arm: tuple[float, float], leg: tuple[float, float], arm_r: float, leg_r: float,
+                  paints: tuple[Paint, Paint, Paint, Paint, Paint]) -> tuple[Limb, ...]:
+    """Arm and leg of each side (screen-left first), in torso units; ``paints`` = shirt, sleeve, skin, pants, shoes.
+
+    ``facing`` 0 is a front view; +-1 a side view, whose far limbs are shaded and drawn behind the torso.
+    """
+    shirt, sleeve, skin, pants, shoes = paints
+    side_view = facing != 0.0
     limbs = []
-    arm = (rng.uniform(0.4, 0.6), rng.uniform(0.38, 0.55))
-    leg = (rng.uniform(0.48, 0.65), rng.uniform(0.45, 0.62))
-    arm_r, leg_r = rng.uniform(0.11, 0.16), rng.uniform(0.13, 0.19)
     for side in (-1.0, 1.0):
         far = side_view and side != facing
         shade = 0.72 if far else 1.0
@@ -350,6 +119,28 @@ def sample_character(rng: np.random.Generator, size: int) -> Character:
                           _osc(rng, knee_a * 1.1, knee_a, speed), -facing if side_view else side,
                           leg_r * rng.uniform(1.6, 2.4), True, facing if side_view else side,
                           0 if far or not side_view else 2, (pants, pants, shoes), shade))
+    return tuple(limbs)
+
+
+def sample_character(rng: np.random.Generator, size: int) -> Character:
+    """Draw one character (appearance + motion + camera + background) for clips of ``size`` pixels."""
+    background, bg_lum = _background(rng, size)
+    side_view = rng.random() < 0.5
+    facing = float(rng.choice([-1.0, 1.0])) if side_view else 0.0
+    speed = rng.uniform(1 / 40, 1 / 14)  # cycles per frame of the main oscillations
+    chest, hip = rng.uniform(0.2, 0.34), rng.uniform(0.16, 0.28)
+    if side_view:
+        chest, hip = chest * 0.75, hip * 0.8
+    head = rng.uniform(0.24, 0.38)
+    head_radii = (head * rng.uniform(0.85, 1.15), head)
+    shirt, pants = _paint(rng, bg_lum), _paint(rng, bg_lum, plain_prob=0.6)
+    skin, shoes = _paint(rng, bg_lum, skin=rng.random() < 0.6), _paint(rng, bg_lum, plain_prob=1.0)
+    sleeve = shirt if rng.random() < 0.5 else skin
+    arm = (rng.uniform(0.4, 0.6), rng.uniform(0.38, 0.55))
+    leg = (rng.uniform(0.48, 0.65), rng.uniform(0.45, 0.62))
+    arm_r, leg_r = rng.uniform(0.11, 0.16), rng.uniform(0.13, 0.19)
+    limbs = _sample_limbs(rng, facing=facing, speed=speed, chest=chest, hip=hip, arm=arm, leg=leg, arm_r=arm_r,
+                          leg_r=leg_r, paints=(shirt, sleeve, skin, pants, shoes))
     # Size: rest-pose height in torso units, then scale so the figure fills 76-92 % of the frame height (limbs a
     # few pixels wide even at 64x64, where the demo model is trained).
     height = 2 * head_radii[1] * 0.93 + 0.08 + 1.0 + 0.1 + leg[0] + leg[1] + leg_r
@@ -361,7 +152,7 @@ def sample_character(rng: np.random.Generator, size: int) -> Character:
     drift = speed * rng.uniform(0.2, 0.6)
     return Character(
         scale=float(scale), torso_radii=(float(hip), float(chest)), neck=0.08, head_radii=head_radii,
-        facing=facing, limbs=tuple(limbs), torso_paint=shirt, head_paint=skin,
+        facing=facing, limbs=limbs, torso_paint=shirt, head_paint=skin,
         eye_colour=(0.05, 0.05, 0.08) if rng.random() < 0.7 else (0.95, 0.95, 0.95),
         outline=tuple(float(v) * 0.35 for v in _colour(rng)) if rng.random() < 0.6 else (0.0, 0.0, 0.0),
         outline_width=float(rng.uniform(0.01, 0.025)) if rng.random() < 0.65 else 0.0,

@@ -15,9 +15,8 @@ import colorsys
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torchvision.utils import flow_to_image
-
 from kornia.geometry import create_meshgrid
+from torchvision.utils import flow_to_image
 
 __all__ = ["group_colours", "draw_keypoints", "flow_to_rgb", "occlusion_to_rgb", "side_by_side"]
 
@@ -61,6 +60,9 @@ def draw_keypoints(images: torch.Tensor, kp: torch.Tensor, *, radius: int | None
     Returns:
         New ``[B, H, W, 3]`` tensor (same dtype/device as ``images``). Keypoints off the image are skipped.
     """
+    # Not torchvision's draw_keypoints: it draws one colour per call through PIL on the CPU, one image at a
+    # time, and round-trips a float image through uint8 (every pixel moves by up to 1/510); here all frames
+    # and groups are drawn in one indexed write on the frames' device, leaving other pixels untouched.
     images = _check_images(images, "images")
     if not isinstance(kp, torch.Tensor) or kp.ndim != 3 or kp.shape[-1] != 2:
         raise ValueError(f"kp: expected [B,N,2] keypoints, got {getattr(kp, 'shape', type(kp).__name__)}")
@@ -172,6 +174,8 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[B, H, sum(W_i'), 3]`` float32 on the first panel's device.
     """
+    # Not torchvision's make_grid: it tiles the images of one batch and needs them all the same size; here
+    # each frame gets its own row of panels of different widths.
     if not panels:
         raise ValueError("side_by_side: need at least one panel")
     panels = tuple(_check_images(p, f"panel {i}") for i, p in enumerate(panels))
