@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_write
+from .atomic import UnsafeOutputError, atomic_write, check_replaceable
 
 __all__ = [
     "VideoError", "IMAGE_EXTENSIONS", "load_image", "load_image_uint8", "save_image", "to_uint8_frames",
@@ -157,14 +157,21 @@ def save_image(path: str | os.PathLike, image: Any, *, overwrite: bool = False) 
             bmp, webp, tif/tiff).
         image: ``[H, W, 3]`` uint8, or float numpy/torch in ``[0, 1]`` (rounded to 8 bits);
             ``[H, W]`` and ``[H, W, 1]`` grayscale are written as three equal channels.
-        overwrite: replace an existing file; otherwise an existing ``path`` raises VideoError.
+        overwrite: replace an existing regular file; otherwise an existing ``path`` raises VideoError. A
+            symbolic link, device, FIFO, socket or folder at ``path`` is never replaced.
     """
     path = os.fspath(path)
     fmt = _PIL_FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise VideoError(f"{path}: unsupported image extension (use one of {', '.join(_PIL_FORMATS)})")
-    if os.path.exists(path) and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise VideoError(f"{path}: already exists (pass overwrite=True to replace it)")
+    try:
+        check_replaceable(path)
+    except UnsafeOutputError as exc:
+        raise VideoError(str(exc)) from None
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, not an image file; refusing to replace it")
     a = _to_numpy(image)
     if a.ndim == 2:
         a = a[..., None]
