@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
 from .container import NETWORKS, TPSMMNetworks
+from .header import check_header_shapes, read_header_shapes
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
            "infer_model_config", "build_model", "load_network", "convert_official", "load_networks", "is_official_path",
@@ -88,6 +89,10 @@ def _read_header(path: str) -> tuple[Config, dict[str, str]]:
 def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """Read a tpsmm safetensors checkpoint -> ``(config, {network: state_dict}, metadata)``."""
     config, meta = _read_header(path)
+    try:  # the tensors must be what the config builds: checked from the header, before any allocation
+        check_header_shapes(config.model, read_header_shapes(path), source=path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
