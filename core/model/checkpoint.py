@@ -222,9 +222,9 @@ def _official_config(path: str, groups, config: str | Config | None, image_size:
         cfg = load_config(config)
     else:
         name = os.path.basename(path).lower()
-        size = image_size or (384 if ("384" in name or "ted" in name) else 256)
+        size = image_size if image_size is not None else (384 if ("384" in name or "ted" in name) else 256)
         return Config(name=os.path.basename(path), model=infer_model_config(groups, image_size=size))
-    if image_size:
+    if image_size is not None:
         cfg = dataclasses.replace(cfg, model=cfg.model.replace(image_size=image_size))
     return cfg
 
@@ -283,6 +283,6 @@ def load_networks(path: str, *, device: str | torch.device = "cpu", dtype: torch
         cfg = _official_config(path, groups, config, image_size).model
     else:
         full, groups, _ = read_checkpoint(path)
-        cfg = full.model if not image_size else full.model.replace(image_size=image_size)
+        cfg = full.model if image_size is None else full.model.replace(image_size=image_size)
     model = build_model(cfg, groups, source=path, cls=cls)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
