@@ -146,3 +146,15 @@ def test_writers_refuse_links_devices_and_folders(tmp_path):
     with pytest.raises(VideoError, match="holds other files"):
         VideoWriter(str(folder), fps=10, overwrite=True)
     assert target.read_bytes() == b"keep" and (folder / "notes.txt").read_text() == "mine"
+
+
+def test_gif_bomb_driving_and_bad_sizes_are_refused_in_one_line(tmp_path, inputs, capsys):
+    from test_hostile_inputs import GIF_BOMB
+
+    bomb = tmp_path / "bomb.gif"
+    bomb.write_bytes(GIF_BOMB)
+    out = str(tmp_path / "o.mp4")
+    refused(capsys, 1, animate(inputs, "--out", out, driving=bomb), "bomb.gif", "8000x8000", "--max-pixels")
+    refused(capsys, 1, animate(inputs, "--out", out, "--size", "0"), "--size", ">= 1")
+    refused(capsys, 1, animate(inputs, "--out", out, "--max-pixels", "-1"), "--max-pixels")
+    assert not os.path.exists(out) and no_temps(tmp_path)
