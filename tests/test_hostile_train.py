@@ -96,3 +96,46 @@ def test_amp_bf16_falls_back_to_float32_without_native_bf16(tmp_path, monkeypatc
     monkeypatch.setattr(placement, "cpu_has_native_bf16", lambda: True)
     trainer = Trainer(tiny_run_config(bg=False), PairDataset(4), options(tmp_path / "s", max_steps=1, amp="bf16"))
     assert trainer.amp_dtype == torch.bfloat16
+
+
+def test_resume_survives_a_garbled_latest_json(tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_run_config(bg=False)
+    Trainer(cfg, PairDataset(4), options(run, max_steps=2, checkpoint_every=1)).run()
+    (run / "latest.json").write_text('["not", "a", "mapping"')
+    trainer = Trainer(cfg, PairDataset(4), options(run, max_steps=3), resume=True)
+    assert trainer.step == 2
+
+
+def test_make_dataset_refuses_a_symlinked_out(tmp_path, capsys):
+    from tpsmm.__main__ import main
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "dataset.json").write_text("{}")
+    (target / "mine.txt").write_text("keep")
+    link = tmp_path / "data"
+    link.symlink_to(target)
+    before = snapshot(tmp_path)
+    code = main(["make-dataset", str(link), "--videos", "2", "--frames", "2", "--size", "32", "--overwrite"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "symbolic link" in err[0], err
+    assert snapshot(tmp_path) == before
+
+
+def test_train_cli_overwrite_on_a_foreign_folder_names_what_it_found(tmp_path, capsys):
+    from test_train import _write_frames
+    from tpsmm.__main__ import main
+
+    data = _write_frames(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("my own metrics\n")
+    before = snapshot(out)
+    code = main(["train", "--data", str(data), "--out", str(out), "--overwrite", "--image-size", "64",
+                 "--batch-size", "2", "--num-repeats", "2", "--set", "model.num_tps=2", "--set",
+                 "model.dm_num_blocks=3", "--model-size", "tiny", "--recon-loss", "l1-ssim", "--steps", "1",
+                 "--no-progress", "--no-tensorboard"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "holds metrics.jsonl" in err[0], err
+    assert snapshot(out) == before

@@ -53,7 +53,7 @@ def check_replaceable(path: str, *, what: str = "") -> None:
              (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
     for test, name in kinds:
         if test(mode):
-            raise UnsafeOutputError(f"{what}{path}: is {name}; refusing to write to it (choose a regular file path)")
+            raise UnsafeOutputError(f"{what}{path}: is {name}; refusing to write to it (choose another path)")
 
 
 def temp_prefix(path: str) -> str:
