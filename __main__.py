@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("TPSMM_DEBUG"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        if isinstance(exc, (KeyError, AttributeError, IndexError)):  # a bare key/attribute says nothing to a user
+            msg = (f"unexpected input or internal error ({exc.__class__.__name__}: {msg}); "
+                   "set TPSMM_DEBUG=1 for the traceback and please report it")
         print(f"tpsmm {args.command}: error: {msg}", file=sys.stderr)
         return 1
     finally:
