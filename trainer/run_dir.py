@@ -102,7 +102,8 @@ class RunFiles:
                            f"{', '.join(found)}; --overwrite only replaces a run's own files, so nothing was "
                            "removed (choose another --out or move those files)")
         for name in found:
-            if os.path.islink(self.path(name)) or not (os.path.isfile(self.path(name)) or os.path.isdir(self.path(name))):
+            path = self.path(name)
+            if os.path.islink(path) or not (os.path.isfile(path) or os.path.isdir(path)):
                 raise RunError(f"--out {self.out_dir}: {name} is not a regular file or folder; refusing to remove it")
         return found
 

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["convex_hull_area", "relative_keypoints", "reference_index", "layout_distance", "best_reference_frame", "MotionTransfer"]
+__all__ = ["convex_hull_area", "relative_keypoints", "reference_index", "layout_distance", "best_reference_frame",
+           "MotionTransfer"]
 
 
 def convex_hull_area(points) -> float:

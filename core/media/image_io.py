@@ -22,7 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import UnsafeOutputError, atomic_write, check_replaceable
 
 __all__ = [
-    "VideoError", "IMAGE_EXTENSIONS", "check_input_file", "load_image", "load_image_uint8", "save_image", "to_uint8_frames",
+    "VideoError", "IMAGE_EXTENSIONS", "check_input_file", "load_image", "load_image_uint8", "save_image",
+    "to_uint8_frames",
     "resize_uint8", "list_image_files",
 ]
 

@@ -65,7 +65,8 @@ def output_kind(path: str | os.PathLike) -> str:
 
 
 def owned_png_folder(path: str) -> str | None:
-    """``None`` if folder ``path`` holds only numbered ``.png`` files (a png-folder output), else the first other name."""
+    """``None`` if folder ``path`` holds only numbered ``.png`` files (a png-folder output), else the first other
+    name."""
     others = sorted(n for n in os.listdir(path) if not _PNG_NAME.match(n))
     return others[0] if others else None
 

@@ -104,7 +104,7 @@ class ModelConfig:
         s = self.scale_factor
         if not (0 < s <= 1) or abs(math.log2(s) - round(math.log2(s))) > 1e-9:
             raise ConfigError(f"model config: scale_factor must be a power of 1/2 (1, 0.5, 0.25, ...), got {s!r}")
-        if not isinstance(self.kp_variance, (int, float)) or not math.isfinite(self.kp_variance) or self.kp_variance <= 0:
+        if not isinstance(kv := self.kp_variance, (int, float)) or not math.isfinite(kv) or kv <= 0:
             raise ConfigError(f"model config: kp_variance must be > 0, got {self.kp_variance!r}")
         if self.multi_mask and self.gen_num_down_blocks != 3:
             raise ConfigError("model config: multi_mask=True needs gen_num_down_blocks=3 "
