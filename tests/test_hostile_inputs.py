@@ -22,7 +22,8 @@ from hostile_util import snapshot
 from tpsmm.__main__ import main
 from tpsmm.core.media.image_io import VideoError, save_image
 from tpsmm.core.media.video import VideoReader, VideoWriter, probe_video
-from tpsmm.core.model.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from tpsmm.core import load_model
+from tpsmm.core.model.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from tpsmm.core.model.config import ConfigError, ModelConfig, TrainConfig
 from tpsmm.core.model.recipe import AVDTrainConfig, DatasetConfig
 
