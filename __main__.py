@@ -3,14 +3,21 @@
 Every sub-command module exposes ``register(subparsers)``, which adds its parser(s) and sets
 ``func`` (``args -> exit code``). Errors from bad input are reported as one line; set
 ``TPSMM_DEBUG=1`` for the full traceback.
+
+Before a command runs, every numeric option must be finite (``nan``/``inf`` are refused, naming the flag), and
+``SIGTERM`` is turned into the same clean stop as Ctrl-C: temporary files are removed, nothing half-written is
+left, the exit status is 143.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import importlib.util
+import math
 import os
+import signal
 import sys
+import threading
 
 # sub-command modules, in --help order
 COMMAND_MODULES = (
@@ -35,14 +42,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on ``SIGTERM``, so every ``finally``/``with`` cleans up as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _non_finite_option(args: argparse.Namespace) -> str | None:
+    """``"--flag: ..."`` for the first float option (or list of floats) that is NaN or infinite, else ``None``."""
+    for key, value in vars(args).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                return f"--{key.replace('_', '-')}: expected a finite number, got {v}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    bad = _non_finite_option(args)
+    if bad:
+        print(f"tpsmm {args.command}: error: {bad}", file=sys.stderr)
+        return 2
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("tpsmm: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("tpsmm: interrupted", file=sys.stderr)
         return 130
@@ -50,8 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("TPSMM_DEBUG"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        if isinstance(exc, (KeyError, AttributeError, IndexError)):  # a bare key/attribute says nothing to a user
+            msg = (f"unexpected input or internal error ({exc.__class__.__name__}: {msg}); "
+                   "set TPSMM_DEBUG=1 for the traceback and please report it")
         print(f"tpsmm {args.command}: error: {msg}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

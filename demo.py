@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     existing = [n for n in OUTPUTS if os.path.exists(os.path.join(args.out, n))]
     if existing and not args.overwrite:
         raise ValueError(f"--out {args.out}: already holds {', '.join(existing)} (pass --overwrite to replace)")
+    from .core.media.outputs import check_outputs  # links, devices, foreign folders: refused before any render
+
+    check_outputs([("--out", os.path.join(args.out, n)) for n in OUTPUTS], inputs={}, overwrite=args.overwrite)
     start = time.perf_counter()
     model = load_model(ASSETS / "model.safetensors", device=resolve_device(args.device, what="--device"))
     views = tuple(OUTPUTS.values())

@@ -141,7 +141,7 @@ def test_convert_refuses_overwrite(tmp_path, capsys):
     out = tmp_path / "o.safetensors"
     out.write_text("keep me")
     assert main(["convert", src, str(out)]) == 1
-    assert "exists already" in capsys.readouterr().err
+    assert "already exists (pass --overwrite" in capsys.readouterr().err
     assert out.read_text() == "keep me"
     assert main(["convert", src, src]) == 1
 

@@ -221,7 +221,7 @@ def test_reader_streams_without_holding_the_clip(tmp_path):
 def test_output_kind():
     assert output_kind("x.MP4") == "mp4" and output_kind("a/b.webm") == "webm" and output_kind("c.gif") == "gif"
     assert output_kind("out/frames") == "png-folder" and output_kind("out/frames.v2/") == "png-folder"
-    assert set(SUPPORTED_OUTPUTS) == {"mp4", "webm", "gif", "png-folder"}
+    assert set(SUPPORTED_OUTPUTS) == {"mp4", "webm", "gif", "png-folder", "null"} and output_kind(os.devnull) == "null"
     with pytest.raises(VideoError, match=r"x\.avi: unsupported output extension '\.avi'.*\.mp4, \.webm, \.gif"):
         output_kind("x.avi")
 

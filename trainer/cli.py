@@ -135,7 +135,8 @@ def _train(args) -> int:
             raise ValueError("--data and --out are required (or --resume RUN_DIR)")
         cfg = build_config(args)
         options = {k: v for k, v in run_control.items() if v is not None}
-        options.update(out_dir=args.out, accumulate=args.accumulate or 1, amp=args.amp or "none",
+        options.update(out_dir=args.out, accumulate=1 if args.accumulate is None else args.accumulate,
+                       amp=args.amp or "none",
                        recon_loss=args.recon_loss or "vgg", seed=args.seed or 0,
                        init_from=os.path.abspath(args.init_from) if args.init_from else None)
         data, cache = args.data, args.cache_frames

@@ -131,6 +131,10 @@ def _check_outputs(out_dir: str, stems: list[str], save_videos: bool, overwrite:
         for p in paths:
             if os.path.lexists(p):
                 raise FileExistsError(f"{p}: already exists (pass --overwrite or choose another --out)")
+    from ..core.media.outputs import check_outputs  # links, devices, foreign folders: refused before any work
+
+    check_outputs([("--out", p) for p in paths[1:]], inputs={}, overwrite=overwrite)
+    check_outputs([("--out", paths[0])], inputs={}, overwrite=overwrite, kinds=False)
 
 
 def _write_json(path: str, data: dict) -> None:

@@ -35,110 +35,26 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import MultiStepLR
 
-from ..core.model.checkpoint import read_checkpoint
 from ..core.model.config import Config
+from ..core.networks.placement import resolve_dtype
 from ..core import TPSMM
 from .distributed import DistInfo, StepSampler, all_reduce_sum, chunk_seed, init_distributed, shutdown_distributed
 from .full_model import TrainingModel, background_active
 from .losses import build_reconstruction_loss
 from .run_dir import RunFiles
-from .train_state import capture_rng, load_state, restore_rng
+from .options import AMP_MODES, TrainOptions, TrainResult, TrainingDiverged
+from .resume import init_weights, resume_run
+from .train_state import capture_rng
 
-__all__ = ["TrainOptions", "TrainResult", "TrainingDiverged", "Trainer"]
+__all__ = ["AMP_MODES", "TrainOptions", "TrainResult", "TrainingDiverged", "Trainer", "init_weights"]
 
-AMP_MODES = ("none", "bf16", "fp16")
 _BUILD = object()  # Trainer(reconstruction=...) default: build it from the options
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """How to run (the recipe itself is ``Config.train``).
-
-    Attributes:
-        out_dir: the run folder. max_steps: stop after this many optimizer steps in total (``None``: at the
-            end of ``config.train.num_epochs``). accumulate: micro-batches per optimizer step.
-        amp: ``none`` | ``bf16`` | ``fp16`` (autocast; fp16 adds a gradient scaler).
-        device: ``cuda``/``cpu``/``cuda:N`` or ``None`` (CUDA when available; ``cuda:LOCAL_RANK`` under torchrun).
-        checkpoint_every / vis_every: steps between checkpoints / pictures (0 = only at the end).
-        keep_checkpoints: newest checkpoint pairs kept in ``checkpoints/``.
-        recon_loss: ``vgg`` (perceptual, needs local VGG-19 weights) or ``l1-ssim`` (fallback).
-        vgg_weights: VGG-19 weights file (else torchvision's cache). workers: DataLoader workers.
-        seed: model init, sample order and training noise. sync_bn: SyncBatchNorm across GPUs.
-        progress: show a tqdm bar. tensorboard: also log to ``tb/`` when TensorBoard is installed.
-        init_from: start from this checkpoint's weights (tpsmm ``.safetensors`` or official ``.pth.tar``) instead
-            of a random initialisation: fine-tuning. The architecture must match; the optimiser starts fresh.
-    """
-
-    out_dir: str
-    max_steps: int | None = None
-    accumulate: int = 1
-    amp: str = "none"
-    device: str | None = None
-    checkpoint_every: int = 1000
-    vis_every: int = 500
-    keep_checkpoints: int = 3
-    recon_loss: str = "vgg"
-    vgg_weights: str | None = None
-    workers: int = 0
-    seed: int = 0
-    sync_bn: bool = False
-    progress: bool = True
-    tensorboard: bool = True
-    init_from: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"--amp: expected one of {', '.join(AMP_MODES)}, got {self.amp!r}")
-        for name in ("accumulate", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "vis_every", "workers", "seed"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')}: must be >= 0, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"--steps: must be >= 1, got {self.max_steps}")
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """How a run ended: ``status`` is ``finished`` or ``interrupted``; ``checkpoint`` the last model file."""
-
-    status: str
-    step: int
-    epoch: int
-    checkpoint: str | None
-
-
-def init_weights(model: TPSMM, path: str) -> None:
-    """Copy the trained networks of checkpoint ``path`` into ``model`` (fine-tuning start).
-
-    Every network with weights in ``model`` must be in the file with the same shapes; an error names the file and
-    the first mismatch. The AVD network, trained separately, is not copied.
-    """
-    from ..core.model.checkpoint import CheckpointError, is_official_path, load_network, read_checkpoint, read_official
-
-    try:
-        groups = read_official(path) if is_official_path(path) else read_checkpoint(path)[1]
-        for name in ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor"):
-            target = getattr(model, name)
-            if target is None or not any(True for _ in target.parameters()):
-                continue
-            if name not in groups:
-                raise ValueError(f"--init-from {path}: the checkpoint has no trained {name} for this config")
-            load_network(target, groups[name], name=name, source=path)
-    except CheckpointError as exc:
-        raise ValueError(f"--init-from: {exc} (train with the checkpoint's architecture: see `tpsmm info`)") from None
 
 
 class Trainer:
@@ -200,13 +116,16 @@ class Trainer:
             self.optimizer_bg = torch.optim.Adam(bg_params, **adam)
             self.scheduler_bg = MultiStepLR(self.optimizer_bg, list(tc.epoch_milestones), gamma=0.1)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp)
+        if options.amp == "bf16":  # emulated bf16 on CPUs without AVX512-BF16/AMX is ~100x slower: float32 instead
+            self.amp_dtype = resolve_dtype(torch.bfloat16, dev, what="--amp")
+            self.amp_dtype = None if self.amp_dtype == torch.float32 else self.amp_dtype
         self.scaler = torch.amp.GradScaler(dev.type) if options.amp == "fp16" else None
         self.step = self.epoch = self.in_epoch = 0
         self.last_checkpoint: str | None = None
         self._saved_step = -1
         self.visuals: dict | None = None
         if resume:
-            self._resume()
+            resume_run(self)
         else:
             if overwrite:
                 self.files.clear()
@@ -251,34 +170,6 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.scaler else None, "rng": capture_rng(),
                 "split": {"world_size": self.dist.world_size, "accumulate": self.opts.accumulate,
                           "micro_batch": self.micro, "seed": self.opts.seed}}
-
-    def _resume(self) -> None:
-        latest = self.files.read_latest()
-        _, groups, _ = read_checkpoint(self.files.path(latest["model"]))
-        for name in self.model.present_networks():
-            if name not in groups:
-                raise ValueError(f"--resume: {latest['model']} lacks {name}")
-            getattr(self.model, name).load_state_dict(groups[name], strict=True)
-        state = load_state(self.files.path(latest["state"]))
-        split = state["split"]
-        if split["micro_batch"] * split["world_size"] * split["accumulate"] != self.config.train.batch_size:
-            raise ValueError("--resume: the global batch size differs from the saved run's")
-        if (split["world_size"] * split["accumulate"], split["seed"]) != (
-                self.dist.world_size * self.opts.accumulate, self.opts.seed):
-            self.files.log("note: processes x accumulation or seed differ from the saved run; training continues "
-                           "but will not repeat the uninterrupted run bit for bit")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.optimizer_bg is not None and state["optimizer_bg"] is not None:
-            self.optimizer_bg.load_state_dict(state["optimizer_bg"])
-            self.scheduler_bg.load_state_dict(state["scheduler_bg"])
-        if self.scaler is not None and state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"])
-        self.step, self.epoch, self.in_epoch = state["step"], state["epoch"], state["in_epoch"]
-        self.last_checkpoint = self.files.path(latest["model"])
-        self._saved_step = self.step
-        self.files.resume(self.step)
 
     # ------------------------------------------------------------------ one optimizer step
     def _train_step(self, batches: list) -> dict[str, float]:

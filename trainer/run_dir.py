@@ -49,6 +49,17 @@ def read_run(out_dir: str) -> dict:
         raise RunError(f"{path}: unreadable run file ({exc})") from None
 
 
+def _is_run_file(path: str) -> bool:
+    """``path`` is a ``run.json`` written by ``tpsmm train`` (format tag present)."""
+    if not os.path.isfile(path) or os.path.islink(path):
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("format") == RUN_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class RunFiles:
     """Reads and writes one run folder; ``is_main=False`` turns every write into a no-op."""
 
@@ -73,15 +84,39 @@ class RunFiles:
             print(message, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ run lifecycle
+    def check_clear(self) -> list[str]:
+        """What :meth:`clear` would remove; ``RunError`` (naming what was found) for a folder that is not a run.
+
+        Only a folder whose ``run.json`` is a tpsmm run is cleared; anything in the way of a run's names there is
+        refused unless it is what a run writes (a regular file or a plain folder, never a link or device).
+        """
+        if not os.path.lexists(self.out_dir):
+            return []
+        if not os.path.isdir(self.out_dir) or os.path.islink(self.out_dir):
+            raise RunError(f"--out {self.out_dir}: is not a folder; refusing to replace it")
+        found = [n for n in RUN_OUTPUTS if os.path.lexists(self.path(n))]
+        if not found:
+            return []
+        if not _is_run_file(self.path(RUN_FILE)):
+            raise RunError(f"--out {self.out_dir}: not a tpsmm run folder (no valid {RUN_FILE}) but holds "
+                           f"{', '.join(found)}; --overwrite only replaces a run's own files, so nothing was "
+                           "removed (choose another --out or move those files)")
+        for name in found:
+            path = self.path(name)
+            if os.path.islink(path) or not (os.path.isfile(path) or os.path.isdir(path)):
+                raise RunError(f"--out {self.out_dir}: {name} is not a regular file or folder; refusing to remove it")
+        return found
+
     def clear(self) -> None:
-        """Remove the files of an earlier run (only :data:`RUN_OUTPUTS`; other files stay). Rank 0 only."""
+        """Remove the files of an earlier run (only :data:`RUN_OUTPUTS`, only in a run folder). Rank 0 only."""
+        found = self.check_clear()
         if not self.is_main:
             return
-        for name in RUN_OUTPUTS:
+        for name in found:
             path = self.path(name)
             if os.path.isdir(path):
                 shutil.rmtree(path)
-            elif os.path.exists(path):
+            else:
                 os.remove(path)
 
     def check_new(self) -> None:
@@ -98,16 +133,34 @@ class RunFiles:
         _write_json(self.path(RUN_FILE), {"format": RUN_FORMAT, "config": json.loads(config.to_json()),
                                           "options": options, "extra": extra})
 
-    def read_latest(self) -> dict:
-        path = self.path("latest.json")
-        if not os.path.isfile(path):
-            raise RunError(f"--resume {self.out_dir}: no checkpoint to resume from (latest.json missing)")
-        with open(path, encoding="utf-8") as f:
-            latest = json.load(f)
-        for key in ("model", "state"):
-            if not os.path.isfile(self.path(latest[key])):
-                raise RunError(f"--resume {self.out_dir}: {latest[key]} named by latest.json is missing")
-        return latest
+    def checkpoint_pairs(self) -> list[tuple[int, str, str]]:
+        """Saved ``(step, model, state)`` pairs, newest first: the one ``latest.json`` names, then the others
+        in ``checkpoints/`` by step. ``RunError`` naming the folder when there is none."""
+        pairs: dict[int, tuple[str, str]] = {}
+        folder = self.path("checkpoints")
+        if os.path.isdir(folder):
+            for name in os.listdir(folder):
+                stem = name.split(".")[0]
+                if stem.isdigit() and name == f"{stem}.safetensors" and os.path.isfile(
+                        os.path.join(folder, f"{stem}.state.safetensors")):
+                    pairs[int(stem)] = (os.path.join(folder, name), os.path.join(folder, f"{stem}.state.safetensors"))
+        order = sorted(pairs, reverse=True)
+        latest = self.path("latest.json")
+        try:
+            with open(latest, encoding="utf-8") as f:
+                named = json.load(f)
+            step = int(named["step"])
+            if step in pairs:
+                order.remove(step)
+                order.insert(0, step)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.log(f"warning: {latest}: unreadable ({exc}); using the newest checkpoint in {folder}")
+        if not order:
+            raise RunError(f"--resume {self.out_dir}: no checkpoint to resume from (no complete pair of "
+                           f"NNNNNNNN.safetensors + NNNNNNNN.state.safetensors in {folder})")
+        return [(step, *pairs[step]) for step in order]
 
     def resume(self, step: int) -> None:
         """Drop metric lines past ``step`` (written after the checkpoint) and reload the loss history."""

@@ -126,6 +126,9 @@ def _run_jobs(jobs: list[tuple], workers: int, progress: bool) -> None:
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Refuse outputs we must not replace; see ``make_dataset``."""
+    from ..core.media.atomic import check_replaceable
+
+    check_replaceable(str(out))  # a symbolic link, device, FIFO or socket is never replaced
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder; choose another output path")
     if out.is_dir() and any(out.iterdir()):

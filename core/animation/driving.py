@@ -62,9 +62,10 @@ class DrivingFrames:
 
     @classmethod
     def from_video(cls, path: str | os.PathLike, *, max_frames: int | None = None,
-                   name: str | None = None) -> "DrivingFrames":
-        """A video file, image folder or image, streamed with :class:`~tpsmm.core.media.video.VideoReader`."""
-        reader = VideoReader(path, max_frames=max_frames)
+                   name: str | None = None, max_pixels: int | None | str = "default") -> "DrivingFrames":
+        """A video file, image folder or image, streamed with :class:`~tpsmm.core.media.video.VideoReader`
+        (``max_pixels``: its decompression-bomb limit, see :data:`~tpsmm.core.media.probe.MAX_VIDEO_PIXELS`)."""
+        reader = VideoReader(path, max_frames=max_frames, max_pixels=max_pixels)
         clip: DrivingFrames
 
         def batches(n: int) -> Iterator[torch.Tensor]:

@@ -12,7 +12,8 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["convex_hull_area", "relative_keypoints", "layout_distance", "best_reference_frame", "MotionTransfer"]
+__all__ = ["convex_hull_area", "relative_keypoints", "reference_index", "layout_distance", "best_reference_frame",
+           "MotionTransfer"]
 
 
 def convex_hull_area(points) -> float:
@@ -20,7 +21,7 @@ def convex_hull_area(points) -> float:
 
     Degenerate sets (fewer than 3 non-collinear points) have area 0.
     """
-    p = np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
+    p = np.asarray(points.detach().double().cpu() if isinstance(points, torch.Tensor) else points, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2:
         raise ValueError(f"convex_hull_area: points must be [N, 2], got {p.shape}")
     pts = sorted(set(map(tuple, p.tolist())))
@@ -62,6 +63,8 @@ def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_ref
     Returns:
         ``[T, N, 2]`` = ``kp_source + (kp_driving - kp_reference) * strength * sqrt(A_src) / sqrt(A_ref)``.
     """
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
+        raise ValueError(f"strength: expected a finite number, got {strength!r}")
     a_ref = convex_hull_area(kp_reference[0])
     if a_ref <= 0:
         raise ValueError("relative motion: the reference frame's keypoints are degenerate (zero hull area); "
@@ -72,6 +75,21 @@ def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_ref
     if strength != 1.0:
         diff = diff * strength
     return diff + kp_source
+
+
+def reference_index(reference_frame, num_frames: int) -> int:
+    """A relative-mode reference frame (``int``, negative from the end) checked against ``num_frames``.
+
+    A fractional, boolean, NaN or out-of-range value is a ``ValueError`` naming ``reference_frame``.
+    """
+    value = reference_frame
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
+        raise ValueError(f"reference_frame: expected a whole frame index or 'best', got {value!r}")
+    ref = int(value)
+    if not -num_frames <= ref < num_frames:
+        raise ValueError(f"reference_frame: {ref} is outside the {num_frames} driving frames")
+    return ref
 
 
 def _normalise_layout(kp: torch.Tensor) -> torch.Tensor:

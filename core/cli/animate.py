@@ -121,6 +121,8 @@ def register(sub) -> None:
     a("--save-occlusion", metavar="PATH", help="also write the occlusion mask as a video")
     a("--audio", action="store_true", help="copy the driving clip's audio track (mp4/webm)")
     a("--max-frames", type=int, help="stop after this many driving frames")
+    a("--max-pixels", type=int, metavar="N", help="largest driving frame (width x height) a video may declare "
+      "(default 40000000, about 8K; 0 = no limit): guards against decompression bombs")
     a("--overwrite", action="store_true", help="replace existing output files")
     a("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -131,6 +133,9 @@ def _check_args(args) -> list[tuple[str, str]]:
     for flag, value in (("--batch", args.batch), ("--max-frames", args.max_frames)):
         if value is not None and value < 1:
             raise ValueError(f"{flag}: must be >= 1, got {value}")
+    for flag, value, low in (("--size", args.size, 1), ("--max-pixels", args.max_pixels, 0)):
+        if value is not None and value < low:
+            raise ValueError(f"{flag}: must be >= {low}, got {value}")
     if args.mode != "relative" and (args.reference_frame != 0 or args.strength != 1.0):
         raise ValueError(f"--reference-frame/--strength only apply to --mode relative (got --mode {args.mode})")
     if args.crop is not None and args.output_size is not None:
@@ -229,7 +234,9 @@ def _run(args, tqdm) -> int:
     pipeline = AnimationPipeline(model, options, hooks=progress)
     started, written, shape = time.perf_counter(), 0, (0, 0)
     with contextlib.ExitStack() as stack:
-        clip = stack.enter_context(DrivingFrames.from_video(args.driving, max_frames=args.max_frames))
+        clip = stack.enter_context(DrivingFrames.from_video(
+            args.driving, max_frames=args.max_frames,
+            max_pixels="default" if args.max_pixels is None else (args.max_pixels or None)))
         stack.callback(progress.close)
         fps, size = clip.fps, (model.config.image_size,) * 2
         main = stack.enter_context(VideoWriter(outputs["--out"], fps=fps, overwrite=args.overwrite,

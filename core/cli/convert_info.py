@@ -11,6 +11,10 @@ __all__ = ["register"]
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from ..media.outputs import check_outputs
+
+    check_outputs([("output", args.output)], inputs={args.input: "the input checkpoint"}, overwrite=args.overwrite,
+                  kinds=False)
     model = convert_official(args.input, args.output, config=args.config, image_size=args.image_size,
                              overwrite=args.overwrite)
     print(f"wrote {args.output}: networks {', '.join(model.present_networks())}, "

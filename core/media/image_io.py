@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_write
+from .atomic import UnsafeOutputError, atomic_write, check_replaceable
 
 __all__ = [
-    "VideoError", "IMAGE_EXTENSIONS", "load_image", "load_image_uint8", "save_image", "to_uint8_frames",
+    "VideoError", "IMAGE_EXTENSIONS", "check_input_file", "load_image", "load_image_uint8", "save_image",
+    "to_uint8_frames",
     "resize_uint8", "list_image_files",
 ]
 
@@ -33,17 +35,29 @@ class VideoError(RuntimeError):
     """A video or image file cannot be read or written; the one-line message names the file."""
 
 
-def _open_pil(path: str | os.PathLike) -> Image.Image:
-    """Open ``path`` with Pillow, apply EXIF orientation, raise :class:`VideoError` on failure."""
-    path = os.fspath(path)
+def check_input_file(path: str, *, folder_ok: bool = False) -> None:
+    """Refuse (:class:`VideoError`) a missing input, a folder (unless ``folder_ok``), and anything that is not a
+    regular file: reading a FIFO, socket or device would hang or never end."""
     if not os.path.exists(path):
         raise VideoError(f"{path}: file not found")
     if os.path.isdir(path):
+        if folder_ok:
+            return
         raise VideoError(f"{path}: is a folder, not an image file")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise VideoError(f"{path}: is not a regular file (a FIFO, socket or device); refusing to read it")
+
+
+def _open_pil(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` with Pillow, apply EXIF orientation, raise :class:`VideoError` on failure."""
+    path = os.fspath(path)
+    check_input_file(path)
     try:
         with Image.open(path) as im:
             im.load()
             return ImageOps.exif_transpose(im)
+    except Image.DecompressionBombError as exc:
+        raise VideoError(f"{path}: too many pixels to be a sensible image ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise VideoError(f"{path}: not a readable image ({exc})") from None
 
@@ -157,14 +171,21 @@ def save_image(path: str | os.PathLike, image: Any, *, overwrite: bool = False) 
             bmp, webp, tif/tiff).
         image: ``[H, W, 3]`` uint8, or float numpy/torch in ``[0, 1]`` (rounded to 8 bits);
             ``[H, W]`` and ``[H, W, 1]`` grayscale are written as three equal channels.
-        overwrite: replace an existing file; otherwise an existing ``path`` raises VideoError.
+        overwrite: replace an existing regular file; otherwise an existing ``path`` raises VideoError. A
+            symbolic link, device, FIFO, socket or folder at ``path`` is never replaced.
     """
     path = os.fspath(path)
     fmt = _PIL_FORMATS.get(os.path.splitext(path)[1].lower())
     if fmt is None:
         raise VideoError(f"{path}: unsupported image extension (use one of {', '.join(_PIL_FORMATS)})")
-    if os.path.exists(path) and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise VideoError(f"{path}: already exists (pass overwrite=True to replace it)")
+    try:
+        check_replaceable(path)
+    except UnsafeOutputError as exc:
+        raise VideoError(str(exc)) from None
+    if os.path.isdir(path):
+        raise VideoError(f"{path}: is a folder, not an image file; refusing to replace it")
     a = _to_numpy(image)
     if a.ndim == 2:
         a = a[..., None]

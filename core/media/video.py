@@ -15,119 +15,22 @@ Writing lives in :mod:`tpsmm.core.media.video_writer`; its names are re-exported
 """
 from __future__ import annotations
 
-import math
 import os
 import warnings
 import weakref
-from dataclasses import dataclass
 from typing import Iterator
 
 import av
 import numpy as np
 
-from .image_io import (
-    IMAGE_EXTENSIONS, VideoError, list_image_files, load_image_uint8, resize_uint8,
-)
+from .image_io import IMAGE_EXTENSIONS, VideoError, list_image_files, load_image_uint8, resize_uint8
+from .probe import IMAGE_SEQUENCE_FPS, MAX_VIDEO_PIXELS, VideoInfo, open_av, probe_video, quarter_turns
 from .video_writer import SUPPORTED_OUTPUTS, VideoWriter, output_kind
 
 __all__ = [
     "VideoError", "VideoInfo", "probe_video", "VideoReader", "VideoWriter", "SUPPORTED_OUTPUTS",
-    "output_kind", "IMAGE_SEQUENCE_FPS",
+    "output_kind", "IMAGE_SEQUENCE_FPS", "MAX_VIDEO_PIXELS",
 ]
-
-IMAGE_SEQUENCE_FPS = 25.0
-"""fps reported for image folders and single images (and for clips whose container gives none)."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video source contains, read without decoding the clip.
-
-    Attributes:
-        path: the path as given.
-        width, height: displayed frame size in pixels (after the rotation of phone videos).
-        fps: frames per second (``IMAGE_SEQUENCE_FPS`` for image sources or when unknown).
-        frame_count: number of frames if the container says so, else ``0`` (webm/mkv often don't).
-        has_audio: the file has at least one audio stream.
-    """
-
-    path: str
-    width: int
-    height: int
-    fps: float
-    frame_count: int
-    has_audio: bool
-
-
-def _open_av(path: str) -> av.container.InputContainer:
-    """Open ``path`` with PyAV, check it has a video stream, map errors to :class:`VideoError`."""
-    try:
-        container = av.open(path)
-    except av.error.EOFError:
-        raise VideoError(f"{path}: file is empty or truncated") from None
-    except av.error.InvalidDataError:
-        raise VideoError(f"{path}: not a video file (FFmpeg does not recognise its data)") from None
-    except av.FFmpegError as exc:
-        raise VideoError(f"{path}: cannot be read ({exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: has no video stream")
-    return container
-
-
-def _stream_fps(stream) -> float:
-    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate and float(rate) > 0 and math.isfinite(float(rate)):
-            return float(rate)
-    return IMAGE_SEQUENCE_FPS
-
-
-def _first_rotation(container, stream, max_packets: int = 64) -> int:
-    """Counter-clockwise display rotation (degrees) of the first decodable frame, 0 if none."""
-    try:
-        for i, packet in enumerate(container.demux(stream)):
-            for frame in packet.decode():
-                return int(frame.rotation or 0)
-            if i >= max_packets:
-                break
-    except av.FFmpegError:
-        pass
-    return 0
-
-
-def _quarter_turns(rotation: float) -> int:
-    return int(round(rotation / 90.0)) % 4
-
-
-def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Describe any source :class:`VideoReader` accepts (video file, image folder, single image).
-
-    Decodes at most the first frame (to learn the display rotation). Raises :class:`VideoError`
-    for a missing path, an empty folder, a file that is not a video/image, a file without a
-    video stream, or an unreadable file.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise VideoError(f"{path}: file not found")
-    if os.path.isdir(path):
-        files = list_image_files(path)
-        if not files:
-            raise VideoError(f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
-        h, w = load_image_uint8(files[0]).shape[:2]
-        return VideoInfo(path, w, h, IMAGE_SEQUENCE_FPS, len(files), False)
-    if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
-        h, w = load_image_uint8(path).shape[:2]
-        return VideoInfo(path, w, h, IMAGE_SEQUENCE_FPS, 1, False)
-    container = _open_av(path)
-    try:
-        stream = container.streams.video[0]
-        w, h = stream.codec_context.width, stream.codec_context.height
-        fps, count, has_audio = _stream_fps(stream), int(stream.frames or 0), bool(container.streams.audio)
-        if _quarter_turns(_first_rotation(container, stream)) % 2:
-            w, h = h, w
-    finally:
-        container.close()
-    return VideoInfo(path, int(w), int(h), fps, count, has_audio)
 
 
 def _check_size(size) -> tuple[int, int] | None:
@@ -148,11 +51,14 @@ class VideoReader:
             ``None`` keeps the source size (frames of another size in a folder or a stream that
             changes size are resized to the first frame's size, with a warning).
         max_frames: stop after this many frames (``None``: all).
+        max_pixels: refuse a video file declaring larger frames (default :data:`MAX_VIDEO_PIXELS`, ``None``: any).
 
     Attributes:
         info: :class:`VideoInfo` of the source (its own size and frame count, not ``size``).
         skipped: frames of the current/last pass that could not be decoded; each is skipped with
             ``warnings.warn`` (for video files: one failed packet = one frame).
+        decoded: frames yielded by the current/last pass. A pass over a video file that ends with fewer
+            frames than the file declares (a truncated file) warns with both counts.
 
     Iterating yields uint8 ``[H, W, 3]`` RGB frames; each ``for`` loop starts a fresh pass.
     A pass with no decodable frame raises ``VideoError("<path>: video has no frames")``.
@@ -160,14 +66,14 @@ class VideoReader:
     """
 
     def __init__(self, path: str | os.PathLike, *, size: int | tuple[int, int] | None = None,
-                 max_frames: int | None = None):
+                 max_frames: int | None = None, max_pixels: int | None | str = "default"):
         self.path = os.fspath(path)
         self._size = _check_size(size)
         if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 1):
             raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
         self.max_frames = None if max_frames is None else int(max_frames)
-        self.info = probe_video(self.path)
-        self.skipped = 0
+        self.info = probe_video(self.path, max_pixels=max_pixels)
+        self.skipped = self.decoded = 0
         self._passes: weakref.WeakSet = weakref.WeakSet()
         self._closed = False
 
@@ -242,6 +148,11 @@ class VideoReader:
                     return
         finally:
             source.close()
+            self.decoded = n
+        declared = self.info.frame_count
+        if 0 < n < declared and not os.path.isdir(self.path) and n != self.max_frames:
+            warnings.warn(f"{self.path}: decoded {n} of the {declared} frames the file declares (truncated or "
+                          "damaged file?)", RuntimeWarning, stacklevel=2)
         if n == 0:
             extra = f" ({self.skipped} failed to decode)" if self.skipped else ""
             raise VideoError(f"{self.path}: video has no frames{extra}")
@@ -260,7 +171,7 @@ class VideoReader:
         if os.path.splitext(self.path)[1].lower() in IMAGE_EXTENSIONS:
             yield load_image_uint8(self.path)
             return
-        container = _open_av(self.path)
+        container = open_av(self.path)
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
@@ -280,7 +191,7 @@ class VideoReader:
                     continue
                 for frame in frames:
                     rgb = frame.to_ndarray(format="rgb24")
-                    turns = _quarter_turns(frame.rotation or 0)
+                    turns = quarter_turns(frame.rotation or 0)
                     yield np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
         finally:
             container.close()

@@ -8,6 +8,10 @@ Output kinds (from the path):
 * ``.gif``  — one adaptive 256-colour palette per frame (Pillow median cut, no dithering),
   loops forever; delays are in 1/100 s, so e.g. 30 fps alternates 3/4 cs.
 * a path with no extension or ending in ``/`` — a folder of ``00000.png``, ``00001.png`` ...
+* ``/dev/null`` — frames are checked and counted, then discarded (nothing is written).
+
+An existing destination is replaced only with ``overwrite`` and only when it is a regular file or a png
+folder this tool wrote (numbered ``.png`` files only); a symbolic link, device, FIFO or socket is refused.
 
 Everything goes to a hidden temporary sibling (``.<name>.partial-*``) that :meth:`VideoWriter.close`
 renames onto the final path; on any error (``KeyboardInterrupt`` included) inside a ``with`` block
@@ -27,24 +31,28 @@ import av
 import numpy as np
 from PIL import Image
 
-from .atomic import sibling_temp_path
+from .atomic import UnsafeOutputError, check_replaceable, sibling_temp_path
+from .audio_copy import AUDIO_CODEC, AudioCopy
 from .image_io import VideoError, to_uint8_frames
 
-__all__ = ["SUPPORTED_OUTPUTS", "output_kind", "VideoWriter"]
+__all__ = ["SUPPORTED_OUTPUTS", "output_kind", "owned_png_folder", "VideoWriter"]
 
-SUPPORTED_OUTPUTS: tuple[str, ...] = ("mp4", "webm", "gif", "png-folder")
+SUPPORTED_OUTPUTS: tuple[str, ...] = ("mp4", "webm", "gif", "png-folder", "null")
 """Output kinds, as returned by :func:`output_kind`."""
 
 _EXTENSIONS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
 _VIDEO_CODEC = {"mp4": "libx264", "webm": "libvpx-vp9", "gif": "gif"}
-_AUDIO_CODEC = {"mp4": "aac", "webm": "libopus"}
-_REMUX_OK = {"mp4": {"aac", "mp3", "alac", "ac3", "eac3"}, "webm": {"opus", "vorbis"}}
 _PNG_NAME = re.compile(r"^\d{5,}\.png$")
 
 
 def output_kind(path: str | os.PathLike) -> str:
-    """``"mp4" | "webm" | "gif" | "png-folder"`` from the path; :class:`VideoError` for other extensions."""
+    """``"mp4" | "webm" | "gif" | "png-folder" | "null"`` from the path; :class:`VideoError` for other extensions.
+
+    ``"null"`` is exactly :data:`os.devnull` (render, then discard: an ffmpeg habit).
+    """
     p = os.fspath(path)
+    if p == os.devnull:
+        return "null"
     if p.endswith(("/", os.sep)):
         return "png-folder"
     ext = os.path.splitext(p)[1].lower()
@@ -56,69 +64,11 @@ def output_kind(path: str | os.PathLike) -> str:
     return _EXTENSIONS[ext]
 
 
-class _AudioCopy:
-    """Copies the first audio stream of ``src`` into ``out``: remux if the codec fits, else transcode."""
-
-    def __init__(self, src: str, out, kind: str):
-        try:
-            self.inp = av.open(src)
-        except av.FFmpegError as exc:
-            raise VideoError(f"{src}: cannot read audio_from ({exc})") from None
-        self.src, self.out, self.stream = src, out, None
-        if not self.inp.streams.audio:
-            warnings.warn(f"{src}: has no audio stream; writing video without audio", RuntimeWarning, stacklevel=4)
-            self.inp.close()
-            return
-        ins = self.inp.streams.audio[0]
-        if ins.codec_context.name in _REMUX_OK[kind]:
-            self.stream, self.decode = out.add_stream_from_template(ins), False
-        else:
-            layout = "mono" if ins.codec_context.channels == 1 else "stereo"
-            rate = 48000 if kind == "webm" else (ins.codec_context.sample_rate or 48000)
-            self.stream, self.decode = out.add_stream(_AUDIO_CODEC[kind], rate=rate, layout=layout), True
-        self.packets, self.pending = self.inp.demux(ins), None
-
-    def pump(self, until: float) -> None:
-        """Mux source audio packets that start before ``until`` seconds."""
-        while self.stream is not None:
-            if self.pending is None:
-                try:
-                    self.pending = next(self.packets)
-                except StopIteration:
-                    self.pending = False
-                except av.FFmpegError as exc:
-                    warnings.warn(f"{self.src}: audio stopped early ({exc})", RuntimeWarning, stacklevel=4)
-                    self.pending = False
-            if self.pending is False:
-                return
-            pkt = self.pending
-            if pkt.pts is not None and pkt.time_base is not None and float(pkt.pts * pkt.time_base) >= until:
-                return
-            self.pending = None
-            if pkt.dts is None:  # demuxer flush packet
-                continue
-            if not self.decode:
-                pkt.stream = self.stream
-                self.out.mux(pkt)
-                continue
-            try:
-                frames = pkt.decode()
-            except av.FFmpegError:
-                continue
-            for frame in frames:
-                frame.pts = None  # the encoder numbers samples itself
-                self.out.mux(self.stream.encode(frame))
-
-    def finish(self, end: float) -> None:
-        """Copy the audio up to ``end`` seconds (the video's length), flush, close the source."""
-        if self.stream is not None:
-            self.pump(end)
-            if self.decode:
-                self.out.mux(self.stream.encode(None))
-        self.close()
-
-    def close(self) -> None:
-        self.inp.close()
+def owned_png_folder(path: str) -> str | None:
+    """``None`` if folder ``path`` holds only numbered ``.png`` files (a png-folder output), else the first other
+    name."""
+    others = sorted(n for n in os.listdir(path) if not _PNG_NAME.match(n))
+    return others[0] if others else None
 
 
 class VideoWriter:
@@ -154,7 +104,9 @@ class VideoWriter:
         if self.audio_from is not None:
             if not os.path.isfile(self.audio_from):
                 raise VideoError(f"{self.audio_from}: audio_from file not found")
-            if self.kind not in _AUDIO_CODEC:
+            if self.kind == "null":
+                self.audio_from = None
+            elif self.kind not in AUDIO_CODEC:
                 warnings.warn(f"{self.path}: {self.kind} output cannot hold audio; audio_from ignored",
                               RuntimeWarning, stacklevel=2)
                 self.audio_from = None
@@ -164,14 +116,18 @@ class VideoWriter:
 
     def _check_destination(self) -> None:
         p = self.path
-        if not os.path.lexists(p):
+        if self.kind == "null" or not os.path.lexists(p):
             return
+        try:
+            check_replaceable(p)
+        except UnsafeOutputError as exc:
+            raise VideoError(str(exc)) from None
         if not self.overwrite:
             raise VideoError(f"{p}: already exists (pass overwrite=True to replace it)")
         if self.kind == "png-folder" and os.path.isdir(p):
-            others = [n for n in os.listdir(p) if not _PNG_NAME.match(n)]
-            if others:
-                raise VideoError(f"{p}: refusing to replace a folder that holds other files ({others[0]!r})")
+            stray = owned_png_folder(p)
+            if stray is not None:
+                raise VideoError(f"{p}: refusing to replace a folder that holds other files ({stray!r})")
         elif os.path.isdir(p):
             raise VideoError(f"{p}: is a folder, not a {self.kind} file")
 
@@ -198,6 +154,8 @@ class VideoWriter:
     def _start(self, shape: tuple[int, int]) -> None:
         self._shape, self._state = shape, "open"
         h, w = shape
+        if self.kind == "null":
+            return
         if self.kind == "png-folder":
             self._tmp = sibling_temp_path(self.path, directory=True)
             return
@@ -212,10 +170,12 @@ class VideoWriter:
             s.options = {"crf": "24", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
         s.width, s.height, s.pix_fmt = w, h, "pal8" if self.kind == "gif" else "yuv420p"
         if self.audio_from is not None:
-            self._audio = _AudioCopy(self.audio_from, self._container, self.kind)
+            self._audio = AudioCopy(self.audio_from, self._container, self.kind)
 
     def _encode(self, frame: np.ndarray) -> None:
         i = self.frames_written
+        if self.kind == "null":
+            return
         if self.kind == "png-folder":
             Image.fromarray(frame).save(os.path.join(self._tmp, f"{i:05d}.png"), compress_level=4)
             return
@@ -261,6 +221,8 @@ class VideoWriter:
         self._state, self._container, self._audio = "done", None, None
 
     def _publish(self) -> None:
+        if self.kind == "null":
+            return
         if self.kind != "png-folder" or not os.path.lexists(self.path):
             os.replace(self._tmp, self.path)
             return

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
 from .container import NETWORKS, TPSMMNetworks
+from .header import check_header_shapes, read_header_shapes
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
            "infer_model_config", "build_model", "load_network", "convert_official", "load_networks", "is_official_path",
@@ -88,6 +89,10 @@ def _read_header(path: str) -> tuple[Config, dict[str, str]]:
 def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor]], dict[str, str]]:
     """Read a tpsmm safetensors checkpoint -> ``(config, {network: state_dict}, metadata)``."""
     config, meta = _read_header(path)
+    try:  # the tensors must be what the config builds: checked from the header, before any allocation
+        check_header_shapes(config.model, read_header_shapes(path), source=path)
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         tensors = load_file(path)
     except (SafetensorError, OSError, ValueError) as exc:
@@ -217,9 +222,9 @@ def _official_config(path: str, groups, config: str | Config | None, image_size:
         cfg = load_config(config)
     else:
         name = os.path.basename(path).lower()
-        size = image_size or (384 if ("384" in name or "ted" in name) else 256)
+        size = image_size if image_size is not None else (384 if ("384" in name or "ted" in name) else 256)
         return Config(name=os.path.basename(path), model=infer_model_config(groups, image_size=size))
-    if image_size:
+    if image_size is not None:
         cfg = dataclasses.replace(cfg, model=cfg.model.replace(image_size=image_size))
     return cfg
 
@@ -278,6 +283,6 @@ def load_networks(path: str, *, device: str | torch.device = "cpu", dtype: torch
         cfg = _official_config(path, groups, config, image_size).model
     else:
         full, groups, _ = read_checkpoint(path)
-        cfg = full.model if not image_size else full.model.replace(image_size=image_size)
+        cfg = full.model if image_size is None else full.model.replace(image_size=image_size)
     model = build_model(cfg, groups, source=path, cls=cls)
     return model.to(device=device, dtype=dtype).eval().requires_grad_(False)

@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .recipe import AVDTrainConfig, ConfigError, DatasetConfig, TrainConfig
+
 __all__ = [
     "ConfigError", "ModelConfig", "TrainConfig", "AVDTrainConfig", "DatasetConfig", "Config",
     "PRESETS", "get_preset", "load_config",
@@ -31,8 +33,9 @@ BG_MOTIONS = ("predictor", "lk")
 LK_MOTION_MODELS = ("translation", "zoom", "similarity", "affine")
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field."""
+#: Upper bounds of integer model fields (others 8192): far above any sensible model, too low to allocate gigabytes.
+_MODEL_BOUNDS = {"num_tps": 64, "num_channels": 4, "gen_num_down_blocks": 6, "dm_num_blocks": 8, "image_size": 4096,
+                 "gen_block_expansion": 512, "dm_block_expansion": 512, "backbone_width": 512}
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"model config: {name} must be a positive integer, got {value!r}")
+            if value > _MODEL_BOUNDS.get(name, 8192):
+                raise ConfigError(f"model config: {name} {value} is beyond any sane TPSMM "
+                                  f"(at most {_MODEL_BOUNDS.get(name, 8192)})")
         if self.backbone not in ("resnet18", "small"):
             raise ConfigError(f"model config: backbone must be 'resnet18' or 'small', got {self.backbone!r}")
         if self.bg_motion not in BG_MOTIONS:
@@ -98,7 +104,7 @@ class ModelConfig:
         s = self.scale_factor
         if not (0 < s <= 1) or abs(math.log2(s) - round(math.log2(s))) > 1e-9:
             raise ConfigError(f"model config: scale_factor must be a power of 1/2 (1, 0.5, 0.25, ...), got {s!r}")
-        if self.kp_variance <= 0:
+        if not isinstance(kv := self.kp_variance, (int, float)) or not math.isfinite(kv) or kv <= 0:
             raise ConfigError(f"model config: kp_variance must be > 0, got {self.kp_variance!r}")
         if self.multi_mask and self.gen_num_down_blocks != 3:
             raise ConfigError("model config: multi_mask=True needs gen_num_down_blocks=3 "
@@ -135,62 +141,6 @@ class ModelConfig:
 
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The released stage-1 recipe (reference ``train_params``)."""
-
-    num_epochs: int = 100
-    num_repeats: int = 75
-    epoch_milestones: tuple[int, ...] = (70, 90)
-    lr_generator: float = 2e-4
-    batch_size: int = 28
-    scales: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
-    dataloader_workers: int = 12
-    checkpoint_freq: int = 50
-    dropout_epoch: int = 35
-    dropout_maxp: float = 0.3
-    dropout_startp: float = 0.1
-    dropout_inc_epoch: int = 10
-    bg_start: int = 10
-    sigma_affine: float = 0.05
-    sigma_tps: float = 0.005
-    points_tps: int = 5
-    loss_perceptual: tuple[float, ...] = (10.0, 10.0, 10.0, 10.0, 10.0)
-    loss_equivariance_value: float = 10.0
-    loss_warp: float = 10.0
-    loss_bg: float = 10.0
-
-
-@dataclass(frozen=True)
-class AVDTrainConfig:
-    """The released stage-2 (AVD) recipe (reference ``train_avd_params``)."""
-
-    num_epochs: int = 200
-    num_repeats: int = 300
-    batch_size: int = 256
-    dataloader_workers: int = 24
-    checkpoint_freq: int = 50
-    epoch_milestones: tuple[int, ...] = (140, 180)
-    lr: float = 1e-3
-    lambda_shift: float = 1.0
-    random_scale: float = 0.25
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """Data set options (reference ``dataset_params``); ``frame_shape`` is (H, W) or None."""
-
-    root_dir: str | None = None
-    frame_shape: tuple[int, int] | None = None
-    id_sampling: bool = True
-    horizontal_flip: bool = True
-    time_flip: bool = True
-    jitter: dict[str, float] | None = field(
-        default_factory=lambda: {"brightness": 0.1, "contrast": 0.1, "saturation": 0.1, "hue": 0.1})
-    crop_size: int | None = None
-    resize_ratio: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -346,5 +296,5 @@ def _load_yaml(path: str) -> Config:
     try:
         return Config(name=name, model=ModelConfig(**model), dataset=DatasetConfig(**ds),
                       train=TrainConfig(**train), train_avd=AVDTrainConfig(**avd))
-    except TypeError as exc:
+    except (TypeError, ConfigError) as exc:
         raise ConfigError(f"config {path}: {exc}") from None
