@@ -37,7 +37,8 @@ def _chunks(frames) -> Iterator[torch.Tensor]:
     elif isinstance(frames, (torch.Tensor, np.ndarray)):
         if frames.ndim != 4:
             raise FaceError(f"driving frames: expected [T,H,W,3], got shape {tuple(frames.shape)}")
-        frames = (frames[i:i + DETECT_BATCH] for i in range(0, len(frames), DETECT_BATCH))
+        clip = frames
+        frames = (clip[i:i + DETECT_BATCH] for i in range(0, len(clip), DETECT_BATCH))
     for chunk in frames:
         yield torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
 
