@@ -86,6 +86,7 @@ def test_portrait_face_is_framed_square_around_the_face(detector):
     assert box.w == box.h == round(FRAMING_SCALE * max(x1 - x0, y1 - y0))
     assert box.x < x0 and box.y < y0 and box.x + box.w > x1 and box.y + box.h > y1   # the whole face inside
     assert box == find_face(image[None], detector=detector)          # [1,H,W,3] accepted
+    assert box == find_face((image.numpy() * 255).round().astype(np.uint8), detector=detector)   # numpy uint8
 
 
 def test_pasted_result_equals_the_photo_outside_the_box(detector):

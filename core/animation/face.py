@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from .crop import CropBox
@@ -83,7 +84,7 @@ def find_face(image: torch.Tensor, *, index: int | None = None, scale: float = F
     """The training-style square crop box around a face of a photo.
 
     Args:
-        image: ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB, float in ``[0, 1]`` or uint8.
+        image: ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB, float in ``[0, 1]`` or uint8 (torch or numpy).
         index: ``None`` for the largest face, else the face's number counted from the left (0 = leftmost;
             negative counts from the right).
         scale: crop side in face-box sides (:data:`FRAMING_SCALE`).
@@ -98,6 +99,8 @@ def find_face(image: torch.Tensor, *, index: int | None = None, scale: float = F
     Raises:
         FaceError: no face, index out of range, face too small, or no detector weights.
     """
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
     if image.ndim == 4 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 3:

@@ -78,8 +78,7 @@ def resolve_crops(args, photo: torch.Tensor | np.ndarray):
         return crop, driving_crop
     detector = load_face_detector(args.face_weights)
     if crop == FACE:
-        image = torch.as_tensor(np.asarray(photo)) if not isinstance(photo, torch.Tensor) else photo
-        crop = find_face(image, index=args.face_index, detector=detector, what=f"--source {args.source}")
+        crop = find_face(photo, index=args.face_index, detector=detector, what=f"--source {args.source}")
     if driving_crop == FACE:
         with VideoReader(args.driving, max_frames=args.max_frames) as reader:
             driving_crop = driving_box(reader, index=args.driving_face_index, detector=detector,
