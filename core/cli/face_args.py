@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 __all__ = ["FACE", "crop_arg", "add_face_arguments", "resolve_crops", "EPILOG"]
@@ -56,13 +55,15 @@ def _check(args) -> None:
         raise ValueError("--driving-face-index needs --driving-crop face")
 
 
-def resolve_crops(args, photo: torch.Tensor | np.ndarray):
+def resolve_crops(args, photo: torch.Tensor):
     """``(crop, driving_crop)`` as :class:`CropBox` or ``None``, with ``face`` found on ``photo``/``args.driving``.
+
+    A manual box must lie inside its image; a face box may extend past the border (it is padded).
 
     Args:
         args: the parsed ``tpsmm animate`` arguments (``crop``, ``driving_crop``, ``face_index``,
             ``driving_face_index``, ``face_weights``, ``driving``, ``max_frames``).
-        photo: the source ``[H, W, 3]`` float in ``[0, 1]``.
+        photo: the source ``[H, W, 3]`` float in ``[0, 1]`` (torch).
 
     Raises:
         FaceError: (an ``InputError``) one line: no face, face too small or lost, weights missing or foreign.
@@ -73,7 +74,16 @@ def resolve_crops(args, photo: torch.Tensor | np.ndarray):
     from ..media.video import VideoReader
 
     _check(args)
-    crop, driving_crop = args.crop, getattr(args, "driving_crop", None)
+    crop, driving_crop = args.crop, args.driving_crop
+    if crop is not None and crop != FACE:
+        crop.check(photo.shape[1], photo.shape[0])                     # a manual box must lie inside
+    if driving_crop is not None and driving_crop != FACE:
+        with VideoReader(args.driving, max_frames=1) as reader:
+            height, width = reader.frame_size
+        try:
+            driving_crop.check(width, height)
+        except ValueError as exc:
+            raise ValueError(f"--driving-crop: {exc} (the driving frames)") from None
     if FACE not in (crop, driving_crop):
         return crop, driving_crop
     detector = load_face_detector(args.face_weights)
