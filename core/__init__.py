@@ -10,9 +10,15 @@ Steps: ``model.extract_keypoints`` -> :class:`Keypoints`, ``model.estimate_motio
 ``model.generate`` -> frames and occlusion masks. Everything renders through :class:`AnimationPipeline`
 (options in :class:`AnimationOptions`), which streams a :class:`DrivingFrames` clip batch by batch.
 
+Faces: ``find_face(photo)`` -> the training-style square :class:`~tpsmm.core.animation.crop.CropBox` around a face,
+``driving_box(frames)`` -> one still box for a whole driving clip (see :mod:`tpsmm.core.animation.face`).
+
 Layers (imports point down only): ``geometry``, ``media`` -> ``networks`` -> ``model`` -> ``animation`` -> ``cli``.
 """
 from .animation.driving import DrivingFrames
+from .animation.face import find_face
+from .animation.face_detect import FaceError
+from .animation.face_track import driving_box
 from .animation.model import TPSMM, load_model
 from .animation.options import AnimationOptions
 from .animation.pipeline import AnimationPipeline, Hooks, RenderedFrames
@@ -25,4 +31,4 @@ from .model.structures import MODES, Keypoints, Motion
 __all__ = ["load_model", "convert_official", "save_checkpoint", "CheckpointError", "Config", "ModelConfig",
            "ConfigError", "PRESETS", "get_preset", "load_config", "InputError", "TPSMM", "TPSMMNetworks",
            "ModelError", "Keypoints", "Motion", "MODES", "AnimationOptions", "AnimationPipeline", "DrivingFrames",
-           "Hooks", "RenderedFrames"]
+           "Hooks", "RenderedFrames", "find_face", "driving_box", "FaceError"]

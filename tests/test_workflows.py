@@ -12,7 +12,7 @@ from tpsmm.tpsmm_nodes.headless_nodes import HEADLESS_NODES
 from tpsmm.tpsmm_nodes.workflow_format import input_specs, is_widget, ui_to_api
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
-NAMES = ("animate_basic", "inspect_keypoints")
+NAMES = ("animate_basic", "animate_photo", "inspect_keypoints")
 REGISTRY = default_registry()
 
 # Inputs and outputs of ComfyUI v0.8.0's core nodes (GET /object_info), which the headless stand-ins copy.

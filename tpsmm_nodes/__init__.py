@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import comfy_compat
 from .nodes_crop import Crop, PasteBack
+from .nodes_face import FindFace
 from .nodes_generate import Animate, Generate
 from .nodes_loaders import LoadCheckpoint
 from .nodes_motion import EstimateMotion, ExtractKeypoints
@@ -25,6 +26,7 @@ NODE_CLASS_MAPPINGS = {
     "TPSMM_VisualizeMotion": VisualizeMotion,
     "TPSMM_Crop": Crop,
     "TPSMM_PasteBack": PasteBack,
+    "TPSMM_FindFace": FindFace,
 }
 
 NODE_DISPLAY_NAME_MAPPINGS = {
@@ -37,6 +39,7 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "TPSMM_VisualizeMotion": "TPSMM Visualize Motion",
     "TPSMM_Crop": "TPSMM Crop",
     "TPSMM_PasteBack": "TPSMM Paste Back",
+    "TPSMM_FindFace": "TPSMM Find Face",
 }
 
 __all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

@@ -22,7 +22,7 @@ import torch
 
 __all__ = ["MODEL_FOLDER", "MODEL_EXTENSIONS", "in_comfyui", "register_model_folder", "list_checkpoints",
            "checkpoint_path", "torch_device", "offload_device", "intermediate_device", "free_memory",
-           "soft_empty_cache", "ProgressBar", "check_interrupt", "auto_dtype"]
+           "soft_empty_cache", "ProgressBar", "check_interrupt", "auto_dtype", "face_model_dirs"]
 
 MODEL_FOLDER = "tpsmm"
 MODEL_EXTENSIONS = frozenset({".safetensors", ".pth", ".tar"})   # .tar: official ``*.pth.tar`` files
@@ -51,6 +51,18 @@ def register_model_folder() -> None:
     dirs = list(dirs) + ([default] if default not in dirs else [])
     folder_paths.folder_names_and_paths[MODEL_FOLDER] = (dirs, set(MODEL_EXTENSIONS))
     os.makedirs(default, exist_ok=True)
+
+
+def face_model_dirs() -> list[str]:
+    """Folders searched for the face detector's ``yunet_final.pth``: ComfyUI's ``models/facedetection``
+    (and its ``extra_model_paths.yaml`` entries); outside ComfyUI ``./models/facedetection``."""
+    if in_comfyui():
+        import folder_paths
+
+        dirs = list(folder_paths.folder_names_and_paths.get("facedetection", ([], set()))[0])
+        default = os.path.join(folder_paths.models_dir, "facedetection")
+        return dirs + ([default] if default not in dirs else [])
+    return [os.path.join("models", "facedetection")]
 
 
 def _fallback_dirs() -> list[str]:

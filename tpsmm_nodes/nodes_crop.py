@@ -27,11 +27,16 @@ class Crop:
             "y": _int("Top edge in pixels.", 0, 0),
             "width": _int("Width in pixels (a square region animates best).", 256, 1),
             "height": _int("Height in pixels.", 256, 1),
+        }, "optional": {
+            "box": ("TPSMM_CROP_BOX", {"tooltip": "A box from 'TPSMM Find Face'; when connected it replaces x, y, "
+                    "width and height (a box past the image border is padded with the edge pixels)."}),
         }}
 
-    def crop(self, images, x=0, y=0, width=256, height=256):
+    def crop(self, images, x=0, y=0, width=256, height=256, box=None):
         images = rt.check_images(images, "images")
-        box = CropBox(x=x, y=y, w=width, h=height)
+        if box is None:
+            box = CropBox(x=x, y=y, w=width, h=height)
+            box.check(images.shape[2], images.shape[1])
         return crop(images, box).clone(), box
 
 

@@ -6,6 +6,10 @@ width ``w`` and height ``h``. Pasting blends the animated patch into the photo w
 mask (1 inside, falling linearly to 0 over ``feather`` pixels towards the box edges), so seams
 between the animated region and the still photo are hidden.
 
+A box may extend past the image border (a face near the edge, framed by :mod:`.face`): :func:`crop`
+then pads the missing part by repeating the edge pixels (the box is never shifted off the face) and
+:func:`paste_back` pastes only the part of the box that lies inside the photo.
+
 Example::
 
     box = CropBox.parse("600,120,512,512")
@@ -29,8 +33,8 @@ class CropBox:
     """A pixel rectangle of an image.
 
     Attributes:
-        x: column of the left edge (0-based).
-        y: row of the top edge (0-based).
+        x: column of the left edge (0-based; negative when the box starts left of the image).
+        y: row of the top edge (0-based; negative when the box starts above the image).
         w: width in pixels (> 0).
         h: height in pixels (> 0).
     """
@@ -43,8 +47,6 @@ class CropBox:
     def __post_init__(self) -> None:
         if self.w <= 0 or self.h <= 0:
             raise ValueError(f"crop box {self}: width and height must be positive")
-        if self.x < 0 or self.y < 0:
-            raise ValueError(f"crop box {self}: x and y must be >= 0")
 
     def __str__(self) -> str:
         return f"{self.x},{self.y},{self.w},{self.h}"
@@ -67,6 +69,18 @@ class CropBox:
         """Raise ``ValueError`` unless the box lies inside a ``width x height`` image."""
         if self.x + self.w > width or self.y + self.h > height:
             raise ValueError(f"crop box {self} lies outside the {width}x{height} image")
+
+    def inside(self, width: int, height: int) -> bool:
+        """Whether the whole box lies inside a ``width x height`` image."""
+        return self.x >= 0 and self.y >= 0 and self.x + self.w <= width and self.y + self.h <= height
+
+    def clip(self, width: int, height: int) -> "CropBox":
+        """The part of the box inside a ``width x height`` image; ``ValueError`` when they do not overlap."""
+        x0, y0 = max(self.x, 0), max(self.y, 0)
+        x1, y1 = min(self.x + self.w, width), min(self.y + self.h, height)
+        if x1 <= x0 or y1 <= y0:
+            raise ValueError(f"crop box {self} does not overlap the {width}x{height} image")
+        return CropBox(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
 def _batched(images: torch.Tensor, name: str) -> torch.Tensor:
@@ -93,10 +107,21 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def crop(images: torch.Tensor, box: CropBox) -> torch.Tensor:
-    """``[B,H,W,C]`` (or ``[H,W,C]``) -> ``[B,box.h,box.w,C]`` (a view); checks the box fits."""
+    """``[B,H,W,C]`` (or ``[H,W,C]``) -> ``[B,box.h,box.w,C]``.
+
+    A view when the box lies inside the images; a box that extends past the border must still overlap
+    them, and the part outside is filled by repeating the edge pixels (the box keeps its place).
+    """
     images = _batched(images, "images")
-    box.check(images.shape[2], images.shape[1])
-    return images[:, box.y:box.y + box.h, box.x:box.x + box.w]
+    height, width = images.shape[1], images.shape[2]
+    if box.inside(width, height):
+        return images[:, box.y:box.y + box.h, box.x:box.x + box.w]
+    part = box.clip(width, height)
+    region = images[:, part.y:part.y + part.h, part.x:part.x + part.w]
+    pad = (part.x - box.x, box.x + box.w - part.x - part.w, part.y - box.y, box.y + box.h - part.y - part.h)
+    x = rearrange(region, "b h w c -> b c h w")
+    x = F.pad(x if x.is_floating_point() else x.float(), pad, mode="replicate").to(images.dtype)
+    return rearrange(x, "b c h w -> b h w c")
 
 
 def feather_mask(h: int, w: int, feather: int, *, device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -127,7 +152,8 @@ def paste_back(full: torch.Tensor, patches: torch.Tensor, box: CropBox, *, feath
         full: ``[H, W, 3]`` or ``[1, H, W, 3]`` the whole photo (float ``[0,1]``).
         patches: ``[T, h', w', 3]`` animated region, any size (resized to ``box.h x box.w`` with
             antialiased bicubic).
-        box: where the region was cropped from.
+        box: where the region was cropped from; when it extends past the photo's border only the
+            part inside the photo is pasted.
         feather: width in pixels of the blend ramp at the box edges (0 = hard paste).
 
     Returns:
@@ -139,13 +165,15 @@ def paste_back(full: torch.Tensor, patches: torch.Tensor, box: CropBox, *, feath
         raise ValueError(f"full: expected one image, got a batch of {full.shape[0]}")
     if full.shape[-1] != patches.shape[-1]:
         raise ValueError(f"paste_back: full has {full.shape[-1]} channels, patches {patches.shape[-1]}")
-    box.check(full.shape[2], full.shape[1])
+    part = box.clip(full.shape[2], full.shape[1])
     t = patches.shape[0]
     region = resize_images(patches, (box.h, box.w)).to(full.dtype if full.is_floating_point() else torch.float32)
     full = full.to(device=region.device, dtype=region.dtype)
     out = full.expand(t, -1, -1, -1).clone()
     mask = feather_mask(box.h, box.w, min(feather, box.h // 2, box.w // 2), device=region.device,
                         dtype=region.dtype)[None, :, :, None]
-    still = out[:, box.y:box.y + box.h, box.x:box.x + box.w]
-    out[:, box.y:box.y + box.h, box.x:box.x + box.w] = mask * region + (1 - mask) * still
+    inner = (slice(None), slice(part.y - box.y, part.y - box.y + part.h), slice(part.x - box.x, part.x - box.x + part.w))
+    mask, region = mask[inner], region[inner]
+    still = out[:, part.y:part.y + part.h, part.x:part.x + part.w]
+    out[:, part.y:part.y + part.h, part.x:part.x + part.w] = mask * region + (1 - mask) * still
     return out

@@ -146,7 +146,7 @@ class AnimationPipeline:
         o, size = self.options, self.model.config.image_size
         photo = check_user_images(source, name="source", single=True)[0].float().cpu()
         if o.crop is not None:
-            o.crop.check(photo.shape[1], photo.shape[0])
+            o.crop.clip(photo.shape[1], photo.shape[0])     # must overlap the photo; a part outside is padded
         frame = self._model_frames(photo, "source", box=o.crop, single=True)
         kp = self.engine.detect(frame) if kp_source is None else kp_source.to(self.model.device, torch.float32)
         out_hw = (o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size

@@ -15,13 +15,14 @@ import warnings
 
 import torch
 
-from ..animation.crop import CropBox
 from ..animation.driving import DrivingFrames
 from ..animation.model import load_model
 from ..animation.options import AnimationOptions, UPSCALE_MODES
 from ..animation.pipeline import AnimationPipeline, Hooks
 from ..animation.smoothing import SMOOTHING_KINDS
 from ..media.image_io import load_image
+from .face_args import EPILOG as FACE_EPILOG
+from .face_args import add_face_arguments, crop_arg, resolve_crops
 from ..media.outputs import check_outputs
 from ..media.video import VideoWriter
 from ..media.visualize import flow_to_rgb, occlusion_to_rgb
@@ -50,7 +51,7 @@ crop: --crop x,y,w,h animates that region of a large photo at the model size and
 outputs: .mp4 (H.264), .webm (VP9), .gif, or a folder of PNGs (a path with no extension or ending
   in '/'). --save-flow colours the dense motion with torchvision's flow_to_image (a displacement of
   a quarter of the image width is fully saturated).
-"""
+""" + FACE_EPILOG
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -75,13 +76,6 @@ def parse_reference(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a frame index or 'best', got {text!r}") from None
-
-
-def _crop_arg(text: str):
-    try:
-        return CropBox.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--crop: ")) from None
 
 
 def register(sub) -> None:
@@ -111,8 +105,10 @@ def register(sub) -> None:
     a("--smooth", choices=SMOOTHING_KINDS, default="off",
       help="causal smoothing of the driving keypoints (default off)")
     a("--smooth-strength", type=float, default=0.5, help="smoothing strength in [0, 1) (default 0.5)")
-    a("--crop", type=_crop_arg, metavar="x,y,w,h", help="animate this region of the source, paste it back")
+    a("--crop", type=crop_arg("--crop"), metavar="face|x,y,w,h",
+      help="animate this region of the source ('face': found automatically), paste it back")
     a("--feather", type=int, default=16, help="crop paste-back blend width in pixels (default 16)")
+    add_face_arguments(a)
     a("--output-size", type=parse_size, metavar="N|WxH", help="output frame size (default: model size)")
     a("--upscale", choices=UPSCALE_MODES, default="flow", help="how to reach a larger output size")
     a("--side-by-side", action="store_true", help="write source | driving | result panels")
@@ -153,7 +149,7 @@ def _check_args(args) -> list[tuple[str, str]]:
 
 
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
-         "smoothing_strength": "--smooth-strength", "crop": "--crop", "feather": "--feather",
+         "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
          "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch", "dtype": "--dtype"}
 """Option field -> the flag that sets it (errors from the options and the pipeline name the flag)."""
 
@@ -169,7 +165,7 @@ def options_from_args(args: argparse.Namespace, device: torch.device) -> Animati
     try:
         return AnimationOptions(
             mode=args.mode, reference_frame=args.reference_frame, strength=args.strength, smoothing=args.smooth,
-            smoothing_strength=args.smooth_strength, crop=args.crop, feather=args.feather,
+            smoothing_strength=args.smooth_strength, crop=args.crop, driving_crop=args.driving_crop, feather=args.feather,
             output_size=args.output_size, upscale=args.upscale, side_by_side=args.side_by_side, draw_kp=args.draw_kp,
             with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch,
             dtype=resolve_dtype(args.dtype, device, what="--dtype"), channels_last=args.channels_last,
@@ -222,6 +218,8 @@ class _Progress(Hooks):
 def _run(args, tqdm) -> int:
     outputs = dict(_check_args(args))
     device = resolve_device(args.device, what="--device")
+    source = torch.from_numpy(load_image(args.source))
+    args.crop, args.driving_crop = resolve_crops(args, source)     # 'face' -> a CropBox
     options = options_from_args(args, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")            # the .pth.tar conversion hint is not news here
@@ -229,7 +227,6 @@ def _run(args, tqdm) -> int:
     if args.mode == "avd" and model.avd_network is None:
         raise ValueError(f"--mode avd: {args.checkpoint} has no AVD network (train one with `tpsmm train-avd`, "
                          "or use --mode relative)")
-    source = torch.from_numpy(load_image(args.source))
     progress = _Progress(tqdm, args.quiet)
     pipeline = AnimationPipeline(model, options, hooks=progress)
     started, written, shape = time.perf_counter(), 0, (0, 0)

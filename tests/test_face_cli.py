@@ -1,0 +1,95 @@
+"""``tpsmm animate --crop face --driving-crop face``: a real photo and an uncropped talking clip, tiny model."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_tiny_model
+from test_face import FACES, WEIGHTS, landscape
+from test_face_track import in_canvas
+
+from tpsmm.core import driving_box, find_face
+from tpsmm.core.animation.face_detect import load_face_detector
+from tpsmm.core.media.image_io import load_image, save_image
+from tpsmm.core.media.video import VideoReader, VideoWriter
+from tpsmm.core.model.checkpoint import save_checkpoint
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("face_cli")
+    save_checkpoint(make_tiny_model(), str(d / "tiny.safetensors"))
+    with VideoReader(FACES / "talking.mp4", max_frames=N) as reader:
+        clip = torch.from_numpy(np.stack(list(reader)))
+    with VideoWriter(str(d / "talk.mp4"), fps=25) as writer:
+        writer.write(in_canvas(clip).numpy())                          # 1280x720, the face drifting
+    save_image(str(d / "hills.png"), landscape().numpy())
+    return d
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys, media):
+    import tpsmm.__main__ as entry
+
+    monkeypatch.setattr(entry, "COMMAND_MODULES", ("tpsmm.core.cli",))
+    monkeypatch.setenv("TORCH_HOME", str(media / "torch"))             # an empty hub cache: nothing downloads
+
+    def run(out, *extra, source=str(FACES / "portrait.png")):
+        argv = ["animate", "--checkpoint", str(media / "tiny.safetensors"), "--source", source,
+                "--driving", str(media / "talk.mp4"), "--out", str(out), "--batch", "5", "--quiet", *map(str, extra)]
+        rc = entry.main(argv)
+        cap = capsys.readouterr()
+        return rc, cap.out, cap.err
+    return run
+
+
+def test_face_crop_animates_the_face_and_keeps_the_photo(cli, media, tmp_path):
+    rc, _, err = cli(tmp_path / "out", "--crop", "face", "--driving-crop", "face", "--face-weights", WEIGHTS)
+    assert rc == 0, err
+    got = np.stack(list(VideoReader(tmp_path / "out")))                # PNG frames: lossless
+    photo = load_image(FACES / "portrait.png")
+    assert got.shape == (N, 676, 680, 3)                               # the photo's size
+    box = find_face(torch.from_numpy(photo), weights=WEIGHTS).clip(680, 676)
+    outside = np.ones((676, 680), bool)
+    outside[box.y:box.y + box.h, box.x:box.x + box.w] = False
+    still = np.round(photo * 255)
+    assert np.array_equal(got[:, outside], np.broadcast_to(still[outside], got[:, outside].shape))
+    centre = (slice(box.y + box.h // 3, box.y + 2 * box.h // 3), slice(box.x + box.w // 3, box.x + 2 * box.w // 3))
+    assert np.abs(got[:, centre[0], centre[1]] - still[centre]).mean() > 5   # the face is animated
+
+
+def test_manual_driving_box_and_face_driving_box_agree_on_shape(cli, media, tmp_path):
+    with VideoReader(media / "talk.mp4") as reader:
+        box = driving_box(reader, detector=load_face_detector(WEIGHTS))
+    rc, _, err = cli(tmp_path / "manual", "--driving-crop", str(box), "--crop", "face", "--face-weights", WEIGHTS)
+    assert rc == 0, err
+    rc, _, err = cli(tmp_path / "auto", "--driving-crop", "face", "--crop", "face", "--face-weights", WEIGHTS)
+    assert rc == 0, err
+    manual, auto = (np.stack(list(VideoReader(tmp_path / name))) for name in ("manual", "auto"))
+    assert np.array_equal(manual, auto)                                # 'face' resolved to the same box
+
+
+def test_face_errors_are_one_line(cli, media, tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"w": torch.zeros(2)}, bad)
+    cases = [
+        (["--crop", "face", "--face-weights", tmp_path / "none.pth"], {}, "--face-weights: no such file"),
+        (["--crop", "face", "--face-weights", bad], {}, "bad.pth: not YuNet face detector weights"),
+        (["--crop", "face", "--face-weights", WEIGHTS], dict(source=str(media / "hills.png")),
+         "hills.png: no face found"),
+        (["--crop", "face", "--face-index", "3", "--face-weights", WEIGHTS], {}, "face index 3 is out of range"),
+        (["--face-index", "1"], {}, "--face-index needs --crop face"),
+        (["--driving-face-index", "1"], {}, "--driving-face-index needs --driving-crop face"),
+    ]
+    for extra, kw, message in cases:
+        out = tmp_path / "y.mp4"
+        rc, _, err = cli(out, *extra, **kw)
+        assert rc == 1 and message in err, (message, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("tpsmm animate: error: ")
+        assert not os.path.exists(out)
+    with pytest.raises(SystemExit):
+        cli(tmp_path / "z.mp4", "--driving-crop", "middle")
