@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["convex_hull_area", "relative_keypoints", "reference_index", "layout_distance", "best_reference_frame",
+__all__ = ["convex_hull_area", "relative_keypoints", "layout_distance", "best_reference_frame",
            "MotionTransfer"]
 
 
@@ -75,21 +75,6 @@ def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_ref
     if strength != 1.0:
         diff = diff * strength
     return diff + kp_source
-
-
-def reference_index(reference_frame, num_frames: int) -> int:
-    """A relative-mode reference frame (``int``, negative from the end) checked against ``num_frames``.
-
-    A fractional, boolean, NaN or out-of-range value is a ``ValueError`` naming ``reference_frame``.
-    """
-    value = reference_frame
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
-        raise ValueError(f"reference_frame: expected a whole frame index or 'best', got {value!r}")
-    ref = int(value)
-    if not -num_frames <= ref < num_frames:
-        raise ValueError(f"reference_frame: {ref} is outside the {num_frames} driving frames")
-    return ref
 
 
 def _normalise_layout(kp: torch.Tensor) -> torch.Tensor:
