@@ -167,3 +167,16 @@ def test_results_stay_inside_out_and_nothing_is_overwritten(render, tmp_path):
     assert code == 1 and "animate.mp4: exists already; not overwriting it" in err
     assert (tmp_path / "out" / "tpsmm" / "animate.mp4").read_bytes() == b"mine"
     assert os.listdir(tmp_path / "out" / "tpsmm") == ["animate.mp4"]
+
+
+def test_ui_workflows_convert_to_their_api_twins(servers):
+    from tpsmm.tpsmm_nodes.render.schemas import ui_to_api
+
+    with urllib.request.urlopen(servers[0].url + "/object_info") as r:
+        schemas = json.load(r)
+    for name in ("animate_basic", "inspect_keypoints"):
+        ui = json.loads((WORKFLOWS / f"{name}.json").read_text())
+        api = json.loads((WORKFLOWS / f"{name}_api.json").read_text())
+        converted = ui_to_api(ui, schemas)
+        assert {k: (v["class_type"], v["inputs"]) for k, v in converted.items()} == \
+            {k: (v["class_type"], v["inputs"]) for k, v in api.items()}, name
