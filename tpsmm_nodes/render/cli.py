@@ -110,12 +110,16 @@ def _render(args, servers) -> int:
     from ...core.cli.batch import BatchSummary, format_summary, rank_from_env
     from ...core.cli.claims import JobStore
     from .fleet import Fleet
+    from .prompt import RenderError
 
     schemas = _schemas(servers)
     jobs = _jobs(args, schemas, servers)
     fleet = Fleet(servers, out_dir=args.out, input_dir=args.input_dir, schemas=schemas)
     for job in jobs:            # every media input checked before anything is sent
-        fleet.local_media(job.prompt)
+        try:
+            fleet.local_media(job.prompt)
+        except RenderError as exc:
+            raise RenderError(f"{args.batch} line {job.tag.line}: {exc}" if args.batch else str(exc)) from None
     store, summary = JobStore(args.out), BatchSummary()
     bar = _bar(len(jobs), args.quiet)
 
