@@ -51,7 +51,7 @@ class JobStore:
                 files = json.load(f)["files"]
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        return all(isinstance(p, str) and os.path.isfile(os.path.join(self.out_dir, p)) for p in files)
+        return all(isinstance(p, str) and os.path.exists(os.path.join(self.out_dir, p)) for p in files)
 
     def claim(self, key: str) -> bool:
         """Take the job; False when another live process holds it."""
