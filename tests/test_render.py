@@ -61,6 +61,9 @@ def test_pack_loads_without_import_failure(servers):
         info = json.load(r)
     assert {n for n in info if n.startswith("TPSMM_")} >= {"TPSMM_LoadCheckpoint", "TPSMM_Animate", "TPSMM_Generate"}
     assert info["TPSMM_Animate"]["python_module"] == "custom_nodes.tpsmm"
+    # ComfyUI's start-up table "Import times for custom nodes": "   0.1 seconds: .../custom_nodes/tpsmm"
+    (line,) = [ln for ln in with_pack.log.read_text().splitlines() if ln.rstrip().endswith("custom_nodes/tpsmm")]
+    assert "IMPORT FAILED" not in line and float(line.split()[0]) < 1.0, line
 
 
 def test_bundled_workflows_render(render, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -118,17 +119,48 @@ def test_two_processes_on_one_out_render_each_row_once(fleet, render_media, tmp_
     assert not list((tmp_path / "out" / ".tpsmm-jobs").glob("*.claim"))
 
 
+def _wait_running(url: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/queue") as r:
+            if json.load(r)["queue_running"]:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{url}: nothing started running")
+
+
+def test_ctrl_c_interrupts_every_server_and_leaves_nothing(fleet, render_media, tmp_path):
+    batch = jobs_csv(tmp_path / "jobs.csv", [("long.mp4", f"i{i}/clip", "", "") for i in range(4)])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("keep")
+    proc = _spawn(["--batch", batch, "--out", str(tmp_path / "out"), "--server", fleet[0].url,
+                   "--server", fleet[1].url], render_media)
+    _wait_running(fleet[0].url)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "tpsmm: interrupted" in err
+    for p in fleet:                                             # the servers stopped working on it
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(p.url + "/queue") as r:
+                queue = json.load(r)
+            if not queue["queue_running"] and not queue["queue_pending"]:
+                break
+            time.sleep(0.2)
+        assert not queue["queue_running"] and not queue["queue_pending"], queue
+    left = {str(f.relative_to(tmp_path / "out")) for f in (tmp_path / "out").rglob("*") if f.is_file()}
+    records = [f for f in left if f.endswith(".done")]                        # rows finished before Ctrl-C
+    finished = {p for r in records for p in json.loads((tmp_path / "out" / r).read_text())["files"]}
+    assert left - set(records) - finished == {"mine.txt"}                     # no partial or temporary file
+    assert (tmp_path / "out" / "mine.txt").read_text() == "keep"
+
+
 def test_killed_server_has_its_row_rerun_on_the_other(fleet, render_media, tmp_path):
     """Runs last in this module: it kills one of the two servers."""
     batch = jobs_csv(tmp_path / "jobs.csv", [("long.mp4", f"k{i}/clip", "", "") for i in range(4)])
     proc = _spawn(["--batch", batch, "--out", str(tmp_path / "out"), "--server", fleet[0].url,
                    "--server", fleet[1].url], render_media)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(fleet[0].url + "/queue") as r:
-            if json.load(r)["queue_running"]:
-                break
-        time.sleep(0.2)
+    _wait_running(fleet[0].url)
     fleet[0].kill()
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
