@@ -28,10 +28,11 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_mixed_workflow_renders_through_comfyui_started_here(comfyui_dir, render_media, tmp_path, monkeypatch,
                                                              capsys):
     flow = json.loads(ANIMATE.read_text())
-    flow["8"] = {"class_type": "ImageScaleBy", "inputs": {"image": ["5", 0], "upscale_method": "bilinear",
+    flow["8"] = {"class_type": "ImageScaleBy", "inputs": {"image": ["5", 0], "upscale_method": "bilinear",  # IMAGE out
                                                           "scale_by": 2.0}}
     flow["9"] = {"class_type": "ImageBlur", "inputs": {"image": ["8", 0], "blur_radius": 1, "sigma": 1.0}}
-    flow["6"]["inputs"]["images"] = ["9", 0]
+    flow["6"] = {"class_type": "CreateVideo", "inputs": {"images": ["9", 0], "fps": 10.0}}
+    flow["7"]["inputs"]["video"] = ["6", 0]
     flow["10"] = {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": "frames/f"}}
     (tmp_path / "mixed.json").write_text(json.dumps(flow))
     scratch = tmp_path / "tmp"

@@ -81,6 +81,7 @@ class Animate:
         run = dict(batch_size=batch_size, **options, **size_options(output_size, upscale))
         video = StreamedAnimation(model=model, source=source, clip=clip, run_options=run, allow_stretch=allow_stretch)
         if not _output_used(prompt, unique_id, 0):
+            video.check()
             return None, video            # only the VIDEO is linked: nothing rendered until it is saved
         with on_device(model, **run) as p:
             return pl.animate(p, source, clip, allow_stretch=allow_stretch), video

@@ -43,6 +43,21 @@ class StreamedAnimation(_Base):
         self.run_options, self.allow_stretch = dict(run_options), bool(allow_stretch)
         self.fps = float(clip.fps)
 
+    def check(self) -> None:
+        """The checks the pipeline would make on its first batch, made now so the error names TPSMM Animate."""
+        from ..core.model import ModelError
+        from .runtime import check_aspect, check_images
+
+        source = check_images(self.source, "source")
+        if source.shape[0] != 1:
+            raise ValueError(f"source: expected one image, got a batch of {source.shape[0]} "
+                             "(pick one with Image From Batch)")
+        if self.run_options.get("mode") == "avd" and self.model.model.avd_network is None:
+            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
+                             "or use mode 'relative')")
+        if not self.run_options.get("crop") and not self.run_options.get("driving_crop"):
+            check_aspect((source.shape[2], source.shape[1]), self.clip.size, allow_stretch=self.allow_stretch)
+
     def batches(self) -> Iterator[torch.Tensor]:
         """Float ``[b,Ho,Wo,3]`` CPU batches, rendered one at a time."""
         from . import pipeline
