@@ -63,3 +63,34 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def comfyui_dir(tmp_path_factory) -> Path:
+    """The real ComfyUI of ``../shared/comfyui``, unpacked once per test session (see tests/comfyui_harness.py)."""
+    from comfyui_harness import unpack_comfyui
+
+    return unpack_comfyui(tmp_path_factory.mktemp("comfyui"))
+
+
+@pytest.fixture(scope="session")
+def render_media(tmp_path_factory) -> Path:
+    """Inputs for render tests: face.png (80x80), drive.mp4 (6 frames, 10 fps), long.mp4 (40 frames),
+    models/tpsmm/tiny.safetensors and models/tpsmm/no_avd.safetensors (random tiny checkpoints)."""
+    import numpy as np
+
+    from tpsmm.core.media.image_io import save_image
+    from tpsmm.core.media.video import VideoWriter
+    from tpsmm.core.model.checkpoint import save_checkpoint
+
+    d = tmp_path_factory.mktemp("render-media")
+    (d / "models" / "tpsmm").mkdir(parents=True)
+    save_checkpoint(make_tiny_model(), str(d / "models" / "tpsmm" / "tiny.safetensors"))
+    torch.manual_seed(0)
+    save_checkpoint(TPSMM(tiny_model_config(), with_avd=False).eval(), str(d / "models" / "tpsmm" / "no_avd.safetensors"))
+    rng = np.random.default_rng(0)
+    save_image(str(d / "face.png"), rng.random((80, 80, 3), dtype=np.float32))
+    for name, n in (("drive.mp4", 6), ("long.mp4", 40)):
+        with VideoWriter(str(d / name), fps=10) as w:
+            w.write(rng.random((n, 48, 48, 3), dtype=np.float32))
+    return d

@@ -67,7 +67,7 @@ def cli(monkeypatch, capsys, media):
     def run(out, *extra, driving=None, ckpt=None, source=None, batch=5):
         argv = ["animate", "--checkpoint", ckpt or media["ckpt"], "--source", source or media["src"],
                 "--driving", driving or media["drv"], "--out", str(out), *map(str, extra)]
-        argv += ["--batch", str(batch)] if batch else []
+        argv += ["--batch-size", str(batch)] if batch else []
         rc = entry.main(argv)
         cap = capsys.readouterr()
         return rc, cap.out, cap.err

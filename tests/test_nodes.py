@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
+from video_double import FileVideo
 
 import tpsmm
 from tpsmm.core.model.checkpoint import save_checkpoint
@@ -17,7 +18,6 @@ from tpsmm.core.media.video import VideoWriter
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
 from tpsmm.tpsmm_nodes import NODE_DISPLAY_NAME_MAPPINGS as NAMES
 from tpsmm.tpsmm_nodes import comfy_compat
-from tpsmm.tpsmm_nodes.headless_nodes import HEADLESS_NODES, HeadlessVideo
 from tpsmm.tpsmm_nodes.runtime import LoadedModel
 
 OPTION_KEYS = {"default", "min", "max", "step", "round", "display", "tooltip", "forceInput", "lazy", "rawLink",
@@ -53,17 +53,15 @@ def images():
 
 
 # ------------------------------------------------------------------------------------------ schema
-@pytest.mark.parametrize("node_id", sorted(NODES) + sorted(HEADLESS_NODES))
+@pytest.mark.parametrize("node_id", sorted(NODES))
 def test_schema_follows_comfyui_rules(node_id):
-    cls = NODES.get(node_id) or HEADLESS_NODES[node_id]
-    ours = node_id in NODES
+    cls = NODES[node_id]
     types = cls.INPUT_TYPES()
     json.dumps(types)  # /object_info must serialise it
     assert set(types) <= {"required", "optional", "hidden"} and "required" in types
     assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES)
     for attr in ("RETURN_NAMES", "OUTPUT_TOOLTIPS"):
-        if ours or hasattr(cls, attr):
-            assert isinstance(getattr(cls, attr), tuple) and len(getattr(cls, attr)) == len(cls.RETURN_TYPES), attr
+        assert isinstance(getattr(cls, attr), tuple) and len(getattr(cls, attr)) == len(cls.RETURN_TYPES), attr
     assert callable(getattr(cls, cls.FUNCTION))
     params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
     for section in ("required", "optional"):
@@ -75,18 +73,16 @@ def test_schema_follows_comfyui_rules(node_id):
             assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
             if section == "optional":
                 assert params[name].default is not inspect.Parameter.empty, name
-            if ours:
-                assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
-            if kind in ("INT", "FLOAT") and ours:
+            assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
+            if kind in ("INT", "FLOAT"):
                 assert opts["min"] <= opts["default"] <= opts["max"], name
                 assert isinstance(opts["default"], int if kind == "INT" else float), name
             if isinstance(kind, list) and "default" in opts:
                 assert opts["default"] in kind, name
             if kind == "COMBO" and "default" in opts:
                 assert opts["default"] in opts["options"], name
-    if ours:
-        assert node_id.startswith("TPSMM_") and NAMES[node_id].startswith("TPSMM ")
-        assert cls.CATEGORY.startswith("TPSMM/") and cls.DESCRIPTION
+    assert node_id.startswith("TPSMM_") and NAMES[node_id].startswith("TPSMM ")
+    assert cls.CATEGORY.startswith("TPSMM/") and cls.DESCRIPTION
 
 
 def test_package_imports_without_comfyui_and_exposes_mappings():
@@ -155,7 +151,7 @@ def test_video_input_streams_like_the_image_batch(model, images, tmp_path):
     path = str(tmp_path / "drive.mp4")
     with VideoWriter(path, fps=10) as w:
         w.write(driving)
-    video = HeadlessVideo(path=path)
+    video = FileVideo(path=path)
     kp_video = call("TPSMM_ExtractKeypoints", model=model, video=video, batch_size=2)[0]
     kp_images = call("TPSMM_ExtractKeypoints", model=model, images=video.get_components().images, batch_size=2)[0]
     assert kp_video.value.shape == (5, 10, 2)

@@ -9,7 +9,6 @@ from safetensors.torch import save_file
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core import TPSMM
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
-from tpsmm.tpsmm_nodes.headless_nodes import HeadlessVideo
 
 
 def call(node_id, **kwargs):
@@ -123,4 +122,3 @@ def test_other_wiring_mistakes(load):
            source=img, driving=img, reference_frame=5)
     expect(ValueError, "lies outside the 64x64 image", call, "TPSMM_Crop", images=img, x=40, y=0, width=32, height=32)
     expect(ValueError, "values must lie in \\[0,1\\]", call, "TPSMM_ExtractKeypoints", model=model, images=img * 255)
-    expect(RuntimeError, "clip.mp4: file not found", HeadlessVideo, path="/nonexistent/clip.mp4")

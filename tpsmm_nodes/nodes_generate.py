@@ -5,6 +5,7 @@ from ..core.animation.options import UPSCALE_MODES
 from . import pipeline as pl
 from .nodes_motion import BATCH, MODEL, EstimateMotion, motion_options
 from .runtime import on_device
+from .streamed_video import StreamedAnimation
 
 OUTPUT_SIZE = ("INT", {"default": 0, "min": 0, "max": 8192, "step": 8, "tooltip": "Side of the square output "
                "frames in pixels; 0 = the model size. Larger than the model: see 'upscale'."})
@@ -45,9 +46,12 @@ class Animate:
     DESCRIPTION = "Animates a source image with a driving video in one node (keypoints, motion and generation)."
     CATEGORY = "TPSMM/generate"
     FUNCTION = "animate"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("frames",)
-    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size (or output_size).",)
+    RETURN_TYPES = ("IMAGE", "VIDEO")
+    RETURN_NAMES = ("frames", "video")
+    OUTPUT_TOOLTIPS = ("Animated frames [T, S, S, 3] at the model size (or output_size); held in memory, for "
+                       "composition (only computed when linked).",
+                       "The animation as a VIDEO rendered while it is saved: memory stays that of one batch "
+                       "however long the clip (connect Save Video).")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -65,14 +69,28 @@ class Animate:
             "driving_video": ("VIDEO", {"tooltip": "Driving video, streamed frame by frame instead of 'driving'."}),
             "output_size": OUTPUT_SIZE,
             "upscale": UPSCALE,
-        }}
+        }, "hidden": {"prompt": "PROMPT", "unique_id": "UNIQUE_ID"}}
 
     def animate(self, model, source, mode="relative", reference_frame=0, best_frame=False, strength=1.0,
                 smoothing="off", smoothing_strength=0.5, fps=30.0, batch_size=8, allow_stretch=False, driving=None,
-                driving_video=None, output_size=0, upscale="flow"):
+                driving_video=None, output_size=0, upscale="flow", prompt=None, unique_id=None):
         clip = pl.clip_of(driving, driving_video, name="driving", inputs=("driving", "driving_video"))
         if driving_video is None:
             clip.fps = float(fps)
         options = motion_options(mode, reference_frame, best_frame, strength, smoothing, smoothing_strength)
-        with on_device(model, batch_size=batch_size, **options, **size_options(output_size, upscale)) as p:
-            return (pl.animate(p, source, clip, allow_stretch=allow_stretch),)
+        run = dict(batch_size=batch_size, **options, **size_options(output_size, upscale))
+        video = StreamedAnimation(model=model, source=source, clip=clip, run_options=run, allow_stretch=allow_stretch)
+        if not _output_used(prompt, unique_id, 0):
+            video.check()
+            return None, video            # only the VIDEO is linked: nothing rendered until it is saved
+        with on_device(model, **run) as p:
+            return pl.animate(p, source, clip, allow_stretch=allow_stretch), video
+
+
+def _output_used(prompt, unique_id, index: int) -> bool:
+    """Whether output ``index`` of node ``unique_id`` feeds another node (True when unknown, e.g. outside ComfyUI)."""
+    if not isinstance(prompt, dict) or unique_id is None:
+        return True
+    return any(isinstance(v, list) and len(v) == 2 and str(v[0]) == str(unique_id) and v[1] == index
+               for node in prompt.values() if isinstance(node, dict)
+               for v in (node.get("inputs") or {}).values())

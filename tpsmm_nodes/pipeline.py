@@ -19,7 +19,8 @@ from ..core.model.container import ModelError
 from ..core.model.structures import Keypoints, Motion
 from .runtime import check_aspect, check_images, to_output
 
-__all__ = ["clip_of", "extract_keypoints", "estimate_motion", "generate", "animate", "dense_motion", "video_size"]
+__all__ = ["clip_of", "extract_keypoints", "estimate_motion", "generate", "animate", "animate_batches", "dense_motion",
+           "video_size"]
 
 
 def video_size(video) -> tuple[int, int]:
@@ -93,10 +94,17 @@ def dense_motion(pipeline: AnimationPipeline, motion: Motion) -> tuple[torch.Ten
 
 def animate(pipeline: AnimationPipeline, source, clip: DrivingFrames, *, allow_stretch: bool) -> torch.Tensor:
     """Keypoints, motion and generation in one pass over a driving IMAGE batch or a streamed VIDEO."""
+    return to_output(torch.cat(list(animate_batches(pipeline, source, clip, allow_stretch=allow_stretch))))
+
+
+def animate_batches(pipeline: AnimationPipeline, source, clip: DrivingFrames, *,
+                    allow_stretch: bool) -> Iterator[torch.Tensor]:
+    """:func:`animate` one batch at a time: float ``[b,Ho,Wo,3]`` CPU frames, never the whole clip."""
     source = check_images(source, "source")
     if source.shape[0] != 1:
         raise InputError(f"source: expected one image, got a batch of {source.shape[0]} "
                          "(pick one with Image From Batch)")
     if pipeline.options.crop is None and pipeline.options.driving_crop is None:
         check_aspect((source.shape[2], source.shape[1]), clip.size, allow_stretch=allow_stretch)
-    return to_output(torch.cat([out.frames for out in pipeline.run(source, clip)]))
+    for out in pipeline.run(source, clip):
+        yield out.frames

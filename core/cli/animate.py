@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from ..media.video import VideoWriter
 from ..media.visualize import flow_to_rgb, occlusion_to_rgb
 from ..model.structures import MODES
 from ..networks.placement import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
+from .animate_batch import batch_options, run_batch
 
 __all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args"]
 
@@ -85,16 +87,19 @@ def register(sub) -> None:
                                    "out (memory does not grow with the clip length).",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
-    a("--checkpoint", required=True, help="tpsmm .safetensors (or official .pth.tar) checkpoint")
-    a("--source", required=True, help="source image (png, jpg, ...)")
-    a("--driving", required=True, help="driving video (mp4, webm, gif, ...), image folder or image")
-    a("--out", required=True, help="output: .mp4, .webm, .gif or a folder for PNGs")
+    a("--checkpoint", help="tpsmm .safetensors (or official .pth.tar) checkpoint (required)")
+    a("--source", help="source image (png, jpg, ...) (required unless --batch gives it)")
+    a("--driving", help="driving video (mp4, webm, gif, ...), image folder or image (required unless --batch)")
+    a("--out", help="output: .mp4, .webm, .gif or a folder for PNGs (required unless --batch)")
+    a("--batch", dest="batch_jobs", metavar="JOBS.csv",
+      help="one animation per CSV row: columns source, driving, out and any option below by its long name; "
+           "finished rows are skipped when run again; several processes (or torchrun ranks) may share it")
     a("--mode", choices=MODES, default="relative", help="motion transfer (default relative)")
     a("--size", type=int, help="model inference size (default: the checkpoint's, 256 for vox)")
     a("--device", choices=DEVICE_CHOICES, default="auto", help="default: cuda or mps if present, else cpu")
     a("--dtype", choices=DTYPE_NAMES, default="float32",
       help="compute precision (on a CPU without native bfloat16, float32 is used with a warning)")
-    a("--batch", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
+    a("--batch-size", dest="batch", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
                                  "bigger batches are no faster)")
     a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
       help="channels_last convolutions (default on)")
@@ -121,12 +126,12 @@ def register(sub) -> None:
       "(default 40000000, about 8K; 0 = no limit): guards against decompression bombs")
     a("--overwrite", action="store_true", help="replace existing output files")
     a("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, batch_options=batch_options(p))
 
 
 def _check_args(args) -> list[tuple[str, str]]:
     """Validate the flags and output paths before any work; returns ``[(flag, path)]`` of the outputs."""
-    for flag, value in (("--batch", args.batch), ("--max-frames", args.max_frames)):
+    for flag, value in (("--batch-size", args.batch), ("--max-frames", args.max_frames)):
         if value is not None and value < 1:
             raise ValueError(f"{flag}: must be >= 1, got {value}")
     for flag, value, low in (("--size", args.size, 1), ("--max-pixels", args.max_pixels, 0)):
@@ -174,9 +179,15 @@ def options_from_args(args: argparse.Namespace, device: torch.device) -> Animati
         raise _flagged(exc) from None
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, batch_row: bool = False) -> int:
     """Execute ``tpsmm animate`` (argparse namespace from :func:`register`); returns the exit code."""
     from tqdm import tqdm
+
+    if args.batch_jobs and not batch_row:
+        return run_batch(args, lambda row_args: run(copy.copy(row_args), batch_row=True))
+    for flag in ("checkpoint", "source", "driving", "out"):
+        if not getattr(args, flag):
+            raise ValueError(f"--{flag} is required (or give it per row with --batch JOBS.csv)")
 
     def show(message, category, filename, lineno, file=None, line=None):
         tqdm.write(f"tpsmm animate: warning: {message}", file=sys.stderr)
