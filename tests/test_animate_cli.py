@@ -262,3 +262,19 @@ def test_node_and_cli_give_the_same_frames(cli, media, tmp_path, monkeypatch):
                                   allow_stretch=True, output_size=96, upscale="flow")[0]
     assert node_frames.shape == cli_frames.shape == (N, 96, 96, 3)
     assert (node_frames - cli_frames).abs().max() <= 1 / 255
+
+
+def test_batch_with_a_number_keeps_its_old_meaning(cli, tmp_path, monkeypatch):
+    """`--batch N` (frames per pass before batch files existed) still works as `--batch-size N`."""
+    from tpsmm.core.animation.pipeline import AnimationPipeline
+
+    seen = []
+    real = AnimationPipeline.__init__
+
+    def spy(self, model, options=None, **kw):
+        seen.append(options.batch_size)
+        real(self, model, options, **kw)
+    monkeypatch.setattr(AnimationPipeline, "__init__", spy)
+    rc, _, err = cli(tmp_path / "old.mp4", "--batch", "3", "--quiet", batch=None)
+    assert rc == 0, err
+    assert seen == [3] and probe_video(tmp_path / "old.mp4").frame_count == N

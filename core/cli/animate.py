@@ -80,6 +80,17 @@ def parse_reference(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a frame index or 'best', got {text!r}") from None
 
 
+class _BatchAction(argparse.Action):
+    """``--batch JOBS.csv`` runs a batch; ``--batch N`` (a whole number, the flag's meaning before batch files)
+    is still accepted as ``--batch-size N``."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        if value.strip().isdigit():
+            namespace.batch = int(value)
+        else:
+            setattr(namespace, self.dest, value)
+
+
 def register(sub) -> None:
     """Add the ``animate`` sub-command to ``sub`` (an argparse sub-parsers object)."""
     p = sub.add_parser("animate", help="animate a source image with a driving video",
@@ -91,9 +102,10 @@ def register(sub) -> None:
     a("--source", help="source image (png, jpg, ...) (required unless --batch gives it)")
     a("--driving", help="driving video (mp4, webm, gif, ...), image folder or image (required unless --batch)")
     a("--out", help="output: .mp4, .webm, .gif or a folder for PNGs (required unless --batch)")
-    a("--batch", dest="batch_jobs", metavar="JOBS.csv",
+    a("--batch", action=_BatchAction, dest="batch_jobs", metavar="JOBS.csv",
       help="one animation per CSV row: columns source, driving, out and any option below by its long name; "
-           "finished rows are skipped when run again; several processes (or torchrun ranks) may share it")
+           "finished rows are skipped when run again; several processes (or torchrun ranks) may share it "
+           "(a whole number N still means --batch-size N, as in earlier versions)")
     a("--mode", choices=MODES, default="relative", help="motion transfer (default relative)")
     a("--size", type=int, help="model inference size (default: the checkpoint's, 256 for vox)")
     a("--device", choices=DEVICE_CHOICES, default="auto", help="default: cuda or mps if present, else cpu")
@@ -155,7 +167,7 @@ def _check_args(args) -> list[tuple[str, str]]:
 
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
          "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
-         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch", "dtype": "--dtype"}
+         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype"}
 """Option field -> the flag that sets it (errors from the options and the pipeline name the flag)."""
 
 
