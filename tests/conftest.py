@@ -94,3 +94,15 @@ def render_media(tmp_path_factory) -> Path:
         with VideoWriter(str(d / name), fps=10) as w:
             w.write(rng.random((n, 48, 48, 3), dtype=np.float32))
     return d
+
+
+def bf16_fallback():
+    """Context for code that asks for bfloat16 on the CPU: expects the one fallback warning where this CPU has no
+    native bfloat16 (AVX2 only), and no warning where it has."""
+    import contextlib
+
+    from tpsmm.core.networks.placement import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        return contextlib.nullcontext()
+    return pytest.warns(RuntimeWarning, match="no native bfloat16")
