@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from ..media.resize import resize
+
 __all__ = ["CropBox", "crop", "feather_mask", "paste_back", "resize_images"]
 
 
@@ -94,16 +96,9 @@ def _batched(images: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize user-layout ``[B,H,W,C]`` to ``size = (h, w)``: antialiased bicubic, clamped to ``[0,1]``.
-
-    Returns the input unchanged when the size already matches; float32 otherwise.
-    """
-    images = _batched(images, "images")
-    if tuple(images.shape[1:3]) == tuple(size):
-        return images
-    x = rearrange(images.float(), "b h w c -> b c h w")
-    x = F.interpolate(x, size=tuple(size), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-    return rearrange(x, "b c h w -> b h w c")
+    """User-layout ``[B,H,W,C]`` to ``size = (h, w)`` by the ``picture`` policy of :mod:`tpsmm.core.media.resize`
+    (unchanged when the size already matches; float32 otherwise)."""
+    return resize(_batched(images, "images"), size, policy="picture", layout="bhwc")
 
 
 def crop(images: torch.Tensor, box: CropBox) -> torch.Tensor:

@@ -31,6 +31,7 @@ from kornia.color import rgb_to_grayscale
 from kornia.metrics import psnr as kornia_psnr
 
 from ..geometry.coords import make_coordinate_grid
+from ..media.resize import resize
 
 __all__ = ["upsample_flow", "upscale_frames", "render_hires", "gradient_energy", "psnr", "synthetic_case"]
 
@@ -58,12 +59,8 @@ def upsample_flow(deformation: torch.Tensor, size: int | tuple[int, int]) -> tor
 
 
 def upscale_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """``[B,C,h,w] -> [B,C,H,W]`` bicubic (antialiased when shrinking), clamped to ``[0, 1]``; float32."""
-    hw = _hw(size)
-    if tuple(frames.shape[2:]) == hw:
-        return frames.float()
-    out = F.interpolate(frames.float(), size=hw, mode="bicubic", align_corners=False, antialias=True)
-    return out.clamp(0, 1)
+    """``[B,C,h,w] -> [B,C,H,W]`` float32 by the ``picture`` policy of :mod:`tpsmm.core.media.resize`."""
+    return resize(frames, _hw(size), policy="picture").float()
 
 
 def render_hires(source: torch.Tensor, generated: torch.Tensor, deformation: torch.Tensor,

@@ -135,7 +135,8 @@ def to_uint8_frames(frames: Any, *, name: str = "frames") -> np.ndarray:
 
 
 def resize_uint8(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize uint8 ``[H, W, 3]`` to ``size = (h, w)`` with antialiased bilinear (Pillow)."""
+    """Resize uint8 ``[H, W, 3]`` to ``size = (h, w)``: the ``model`` policy of :mod:`tpsmm.core.media.resize`
+    (antialiased bilinear) done by Pillow on decoded frames."""
     h, w = size
     if frame.shape[:2] == (h, w):
         return frame

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from einops import rearrange
+
+from .resize import resize
 
 __all__ = ["InputError", "check_user_images", "to_model_layout", "to_user_layout", "resize_frames"]
 
@@ -77,13 +78,8 @@ def to_model_layout(images, *, name: str, device: torch.device | str, dtype: tor
 
 
 def resize_frames(frames: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    """Antialiased bilinear resize of ``[B,C,H,W]`` to ``size`` (int = square); no-op when equal."""
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(frames.shape[2:]) == hw:
-        return frames
-    dtype = frames.dtype
-    out = F.interpolate(frames.float(), size=hw, mode="bilinear", align_corners=False, antialias=True)
-    return out.clamp(0, 1).to(dtype)
+    """``[B,C,H,W]`` to ``size`` (int = square) by the ``model`` policy of :mod:`tpsmm.core.media.resize`."""
+    return resize(frames, size, policy="model")
 
 
 def to_user_layout(frames: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,8 @@ from einops import rearrange
 from kornia.geometry import create_meshgrid
 from torchvision.utils import flow_to_image
 
+from .resize import resize
+
 __all__ = ["group_colours", "draw_keypoints", "flow_to_rgb", "occlusion_to_rgb", "side_by_side"]
 
 
@@ -188,9 +190,6 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
     for p in panels:
         p = p.to(device=dev, dtype=torch.float32)
         if p.shape[1] != h:
-            w = max(1, round(p.shape[2] * h / p.shape[1]))
-            x = rearrange(p, "b h w c -> b c h w")
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-            p = rearrange(x, "b c h w -> b h w c")
+            p = resize(p, (h, max(1, round(p.shape[2] * h / p.shape[1]))), policy="picture", layout="bhwc")
         out.append(p.expand(b, -1, -1, -1))
     return torch.cat(out, dim=2)

@@ -12,7 +12,7 @@ from torch import nn
 
 from .blocks import AntiAliasInterpolation2d, Hourglass, UpBlock2d
 from ..geometry.coords import from_homogeneous, kp2gaussian, make_coordinate_grid, to_homogeneous
-from .precision import float32_region
+from .precision import float32_region, into_trunk
 from ..geometry.tps import tps_grid, tps_solve
 
 __all__ = ["DenseMotion", "DenseMotionNetwork", "dropout_softmax"]
@@ -147,7 +147,8 @@ class DenseMotionNetwork(nn.Module):
             sources = rearrange(repeat(small, "b c h w -> b n c h w", n=n), "b n c h w -> (b n) c h w")
             deformed = F.grid_sample(sources, rearrange(grids, "b n h w c -> (b n) h w c"), align_corners=True)
             deformed = rearrange(deformed, "(b n) c h w -> b n c h w", b=b)
-        levels = self.hourglass(torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1))
+        x = torch.cat([heat, rearrange(deformed, "b n c h w -> b (n c) h w")], dim=1)
+        levels = self.hourglass(into_trunk(x, self.hourglass))
         logits, occ_logits = self.heads(levels)
         with float32_region(logits) as f32:   # softmax, blending and sigmoids in float32
             logits = f32(logits)

@@ -107,8 +107,8 @@ class InpaintingNetwork(nn.Module):
         if with_warped_maps:
             warped_maps.append(self._warp_mask(enc[-1].detach(), d, [o.detach() for o in occ], 0))
         skip = out
-        out = into_trunk(out, self.resblock[0])
         for i in range(self.num_down_blocks):
+            out = into_trunk(out, self.resblock[2 * i])
             out = self.resblock[2 * i + 1](self.resblock[2 * i](out))
             out = self.up_blocks[i](out)
             skip = self._warp_mask(enc[-(i + 2)], d, occ, i + 1)
@@ -122,7 +122,7 @@ class InpaintingNetwork(nn.Module):
             if last.shape[2:] != out.shape[2:]:
                 last = F.interpolate(last, size=out.shape[2:], mode="bilinear", align_corners=True)
             mixed = f32(out) * (1 - last) + skip
-        final = self.final(mixed)
+        final = self.final(into_trunk(mixed, self.final))
         with float32_region(final) as f32:
             prediction = torch.sigmoid(f32(final)) * (1 - last) + deformed * last
         return Generated(prediction=prediction, deformed=deformed, warped_encoder_maps=warped_maps)

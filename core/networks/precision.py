@@ -50,13 +50,20 @@ def _to_float(t: torch.Tensor) -> torch.Tensor:
 
 
 def into_trunk(x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
-    """A float32 map from a float32 region, made ready to re-enter ``module``'s convolution trunk.
+    """A map from a float32 region, made ready to re-enter ``module``'s convolution trunk.
 
-    When the trunk is stored in half precision (an inference copy cast to bfloat16/float16), ``x`` takes
-    that dtype: normalisation layers, unlike convolutions, are not cast by autocast and refuse a float32
-    input with half-precision parameters. With float32 parameters (float32 inference, training under
-    autocast) ``x`` is returned unchanged, so those numerics are untouched.
+    * dtype: when the trunk is stored in half precision (an inference copy cast to bfloat16/float16), ``x``
+      takes that dtype: normalisation layers, unlike convolutions, are not cast by autocast and refuse a float32
+      input with half-precision parameters. With float32 parameters (float32 inference, training under
+      autocast) the dtype is left alone, so those numerics are untouched.
+    * layout: when the trunk's weights are channels_last, so is ``x`` (one conversion here instead of one
+      per layer).
     """
-    dtype = next(module.parameters()).dtype
-    return x.to(dtype) if dtype in (torch.bfloat16, torch.float16) and x.dtype != dtype else x
-
+    weight = next(module.parameters())
+    if weight.dtype in (torch.bfloat16, torch.float16) and x.dtype != weight.dtype:
+        x = x.to(weight.dtype)
+    conv = next((p for p in module.parameters() if p.ndim == 4), None)
+    if x.ndim == 4 and conv is not None and conv.is_contiguous(memory_format=torch.channels_last) \
+            and not conv.is_contiguous():
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
