@@ -173,3 +173,17 @@ def test_sigterm_cleans_up_like_ctrl_c(tmp_path):
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert snapshot(tmp_path) == before  # temp removed, the earlier output untouched
+
+
+@pytest.mark.parametrize("flag, value", [("--timeout", "-5"), ("--timeout", "0"), ("--start-timeout", "-1"),
+                                         ("--timeout", "nan")])
+def test_render_refuses_non_positive_or_nan_timeouts(flag, value, tmp_path, capsys):
+    from tpsmm.__main__ import main
+
+    wf = tmp_path / "wf.json"
+    wf.write_text("{}")
+    rc = main(["render", str(wf), "--server", "http://127.0.0.1:9", flag, value, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == (2 if value == "nan" else 1), err          # NaN: a usage error, caught while parsing the flags
+    assert err.startswith("tpsmm render: error: ") and flag in err and "\n" not in err, err
+    assert not (tmp_path / "out").exists()

@@ -50,6 +50,9 @@ def _precheck(args) -> None:
     """Checks that need no server, done before any is contacted or started."""
     from .prompt import RenderError, parse_override
 
+    for flag, seconds in (("--timeout", args.timeout), ("--start-timeout", args.start_timeout)):
+        if not seconds > 0:
+            raise RenderError(f"{flag} {seconds:g}: must be a positive number of seconds")
     for text in args.set:
         parse_override(text)
     for path, what in ((args.workflow, "workflow"), (args.batch, "--batch")):
