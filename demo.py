@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     model = load_model(ASSETS / "model.safetensors", device=resolve_device(args.device, what="--device"))
     views = tuple(OUTPUTS.values())
+    # batch 8: the 64² demo model is small enough that bigger batches pay off even on 2 CPU cores
+    # (48 frames: 6.9 s at batch 8 vs 10.8 s at batch 2, measured while another job shared the CPU)
     options = AnimationOptions(mode="relative", output_size=(args.size, args.size), extra_views=views[1:],
-                               channels_last=True)
+                               channels_last=True, batch_size=8)
     source = torch.from_numpy(load_image(ASSETS / "source.png"))
     with contextlib.ExitStack() as stack:
         clip = stack.enter_context(DrivingFrames.from_video(ASSETS / "driving.mp4"))
