@@ -23,7 +23,7 @@ import threading
 COMMAND_MODULES = (
     "tpsmm.core.cli",           # animate, convert, info
     "tpsmm.trainer.cli",        # train, train-avd, eval, make-dataset
-    "tpsmm.tpsmm_nodes.render.cli",  # render
+    "tpsmm.render.cli",  # render
     "tpsmm.demo",               # demo
 )
 

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from .core import AnimationOptions, AnimationPipeline, DrivingFrames, load_model
     from .core.media.image_io import load_image
     from .core.media.video import VideoWriter
-    from .core.networks.placement import resolve_device
+    from .core.device import resolve_device
 
     for name in ("model.safetensors", "source.png", "driving.mp4"):
         if not (ASSETS / name).is_file():

@@ -43,7 +43,7 @@ BEGIN, END = "<!-- animate:begin -->", "<!-- animate:end -->"
 
 def paths_for(device: str, batch: int) -> dict[str, dict]:
     """Name -> pipeline settings (``None`` = the naive path)."""
-    from tpsmm.core.networks.placement import cpu_has_native_bf16
+    from tpsmm.core.device import cpu_has_native_bf16
 
     if device == "cpu":
         paths = {"naive-fp32": None,

@@ -28,7 +28,7 @@ def demo_rows() -> list[str]:
     from tpsmm.core import AnimationOptions, AnimationPipeline, load_model
     from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b
     from tpsmm.core.media.video import VideoReader
-    from tpsmm.core.networks.placement import cpu_has_native_bf16
+    from tpsmm.core.device import cpu_has_native_bf16
 
     demo = os.path.join(HERE, "..", "assets", "demo")
     model = load_model(os.path.join(demo, "model.safetensors"))

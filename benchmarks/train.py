@@ -34,7 +34,7 @@ from tpsmm.trainer.cli import _dataset
 from tpsmm.trainer.data import read_frames, scan_videos
 from tpsmm.trainer.loop import Trainer, TrainOptions
 from tpsmm.trainer.losses import find_vgg_weights
-from tpsmm.trainer.synthetic import make_dataset
+from tpsmm.trainer.synthetic.dataset import make_dataset
 
 
 def make_video_data(root: str, *, videos: int, frames: int, size: int) -> str:

@@ -10,16 +10,16 @@ Steps: ``model.extract_keypoints`` -> :class:`Keypoints`, ``model.estimate_motio
 ``model.generate`` -> frames and occlusion masks. Everything renders through :class:`AnimationPipeline`
 (options in :class:`AnimationOptions`), which streams a :class:`DrivingFrames` clip batch by batch.
 
-Faces: ``find_face(photo)`` -> the training-style square :class:`~tpsmm.core.animation.crop.CropBox` around a face,
-``driving_box(frames)`` -> one still box for a whole driving clip (see :mod:`tpsmm.core.animation.face`).
+Faces: ``find_face(photo)`` -> the training-style square :class:`~tpsmm.core.media.crop.CropBox` around a face,
+``driving_box(frames)`` -> one still box for a whole driving clip (see :mod:`tpsmm.core.face.framing`).
 
 Layers (imports point down only): ``geometry``, ``media`` -> ``networks`` -> ``model`` -> ``animation`` -> ``cli``.
 """
 from .animation.driving import DrivingFrames
-from .animation.face import find_face
-from .animation.face_detect import FaceError
-from .animation.face_track import driving_box
-from .animation.model import TPSMM, load_model
+from .face.framing import find_face
+from .face.detect import FaceError
+from .face.track import driving_box
+from .animation.animator import TPSMM, load_model
 from .animation.options import AnimationOptions
 from .animation.pipeline import AnimationPipeline, Hooks, RenderedFrames
 from .media.images import InputError

@@ -101,7 +101,7 @@ def bf16_fallback():
     native bfloat16 (AVX2 only), and no warning where it has."""
     import contextlib
 
-    from tpsmm.core.networks.placement import cpu_has_native_bf16
+    from tpsmm.core.device import cpu_has_native_bf16
 
     if cpu_has_native_bf16():
         return contextlib.nullcontext()

@@ -167,7 +167,7 @@ def test_high_resolution_and_extras(cli, media, tmp_path):
 
 def test_half_precision_on_cpu_falls_back(cli, tmp_path):
     """float16 on the CPU: bfloat16 where that is native, else float32; bfloat16 without native support: float32."""
-    from tpsmm.core.networks.placement import cpu_has_native_bf16
+    from tpsmm.core.device import cpu_has_native_bf16
 
     rc, _, err = cli(tmp_path / "h.mp4", "--dtype", "float16", "--device", "cpu", "--quiet", "--max-frames", "3")
     expected = "using bfloat16" if cpu_has_native_bf16() else "using float32"

@@ -15,7 +15,7 @@ from tpsmm.trainer.data import (
     DataError, FramePair, FramesDataset, VideoEntry, make_loader, scan_folder, scan_videos,
 )
 from tpsmm.trainer import data as data_module
-from tpsmm.trainer.synthetic import make_dataset
+from tpsmm.trainer.synthetic.dataset import make_dataset
 
 
 # ---------------------------------------------------------------- media helpers

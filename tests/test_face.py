@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tpsmm.core import FaceError, find_face
-from tpsmm.core.animation.crop import CropBox, crop, paste_back
-from tpsmm.core.animation.face import FRAMING_SCALE, MIN_FACE_SIZE, frame_face
-from tpsmm.core.animation.face_detect import WEIGHTS_NAME, detect_faces, find_weights, load_face_detector
+from tpsmm.core.media.crop import CropBox, crop, paste_back
+from tpsmm.core.face.framing import FRAMING_SCALE, MIN_FACE_SIZE, frame_face
+from tpsmm.core.face.detect import WEIGHTS_NAME, detect_faces, find_weights, load_face_detector
 from tpsmm.core.media.image_io import load_image
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"

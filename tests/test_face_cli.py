@@ -11,7 +11,7 @@ from test_face import FACES, WEIGHTS, landscape
 from test_face_track import in_canvas
 
 from tpsmm.core import driving_box, find_face
-from tpsmm.core.animation.face_detect import load_face_detector
+from tpsmm.core.face.detect import load_face_detector
 from tpsmm.core.media.image_io import load_image, save_image
 from tpsmm.core.media.video import VideoReader, VideoWriter
 from tpsmm.core.model.checkpoint import save_checkpoint

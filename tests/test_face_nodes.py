@@ -15,7 +15,7 @@ from test_face_track import in_canvas
 from test_nodes import InMemoryVideo
 
 from tpsmm.core import FaceError, driving_box, find_face
-from tpsmm.core.animation.face_detect import WEIGHTS_NAME, load_face_detector
+from tpsmm.core.face.detect import WEIGHTS_NAME, load_face_detector
 from tpsmm.core.media.image_io import save_image
 from tpsmm.core.media.video import VideoReader, VideoWriter, probe_video
 from tpsmm.core.model.checkpoint import save_checkpoint

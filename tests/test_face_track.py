@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from tpsmm.core import FaceError, driving_box
-from tpsmm.core.animation.crop import crop
-from tpsmm.core.animation.face_detect import detect_faces, load_face_detector
+from tpsmm.core.media.crop import crop
+from tpsmm.core.face.detect import detect_faces, load_face_detector
 from tpsmm.core.media.video import VideoReader
 
 from test_face import FACES, WEIGHTS, landscape

@@ -87,7 +87,7 @@ def test_overwrite_replaces_only_what_a_run_wrote(tmp_path):
 
 
 def test_amp_bf16_falls_back_to_float32_without_native_bf16(tmp_path, monkeypatch):
-    from tpsmm.core.networks import placement
+    from tpsmm.core import device as placement
 
     monkeypatch.setattr(placement, "cpu_has_native_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match=r"--amp bfloat16: .*no native bfloat16.*using float32"):

@@ -3,12 +3,13 @@
 Layers, lowest first (a module may import its own package and strictly lower ranks, never higher
 or sideways):
 
-    0  core.geometry, core.media        coordinates, TPS, Lucas-Kanade | image/video IO, atomic files, drawing
-    1  core.networks                    blocks, precision policy, the five networks
+    0  core.geometry, core.media,       coordinates, TPS, Lucas-Kanade | image/video IO, crops, atomic files,
+       core.device                      drawing | device and dtype names
+    1  core.networks, core.face         blocks, precision policy, the five networks | face detection and framing
     2  core.model                       config, checkpoints, structures, the network container
-    3  core.animation                   engine, motion transfer, smoothing, crop, high-res, THE pipeline
+    3  core.animation                   engine, motion transfer, smoothing, high-res, THE pipeline
     4  core.cli, core (package root)    argparse -> options -> pipeline -> writer; the public API
-    5  trainer, tpsmm_nodes             never import each other
+    5  trainer, tpsmm_nodes, render     never import each other
     6  tpsmm (root), __main__, demo     entry points
 
 Every import statement counts, also those inside functions.
@@ -22,11 +23,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "tpsmm.core.geometry": 0, "tpsmm.core.media": 0, "tpsmm.core.networks": 1, "tpsmm.core.model": 2,
+    "tpsmm.core.geometry": 0, "tpsmm.core.media": 0, "tpsmm.core.device": 0, "tpsmm.core.networks": 1,
+    "tpsmm.core.face": 1, "tpsmm.core.model": 2,
     "tpsmm.core.animation": 3, "tpsmm.core.cli": 4, "tpsmm.core": 4, "tpsmm.trainer": 5,
-    "tpsmm.tpsmm_nodes": 5, "tpsmm": 6,
+    "tpsmm.tpsmm_nodes": 5, "tpsmm.render": 5, "tpsmm": 6,
 }
-SOURCES = ["core", "trainer", "tpsmm_nodes", "__init__.py", "__main__.py", "demo.py"]
+SOURCES = ["core", "trainer", "tpsmm_nodes", "render", "__init__.py", "__main__.py", "demo.py"]
 
 
 def module_name(path: Path) -> str:

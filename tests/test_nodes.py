@@ -12,13 +12,13 @@ from video_double import FileVideo
 
 import tpsmm
 from tpsmm.core.model.checkpoint import save_checkpoint
-from tpsmm.core.animation.crop import CropBox
+from tpsmm.core.media.crop import CropBox
 from tpsmm.core.model.structures import Keypoints, Motion
 from tpsmm.core.media.video import VideoWriter
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
 from tpsmm.tpsmm_nodes import NODE_DISPLAY_NAME_MAPPINGS as NAMES
 from tpsmm.tpsmm_nodes import comfy_compat
-from tpsmm.tpsmm_nodes.runtime import LoadedModel
+from tpsmm.tpsmm_nodes.runtime import PlacedModel
 
 OPTION_KEYS = {"default", "min", "max", "step", "round", "display", "tooltip", "forceInput", "lazy", "rawLink",
                "multiline", "placeholder", "label_on", "label_off", "control_after_generate", "options",
@@ -41,7 +41,7 @@ def models_dir(tmp_path_factory):
 
 
 @pytest.fixture
-def model(models_dir, monkeypatch) -> LoadedModel:
+def model(models_dir, monkeypatch) -> PlacedModel:
     monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
     return call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="auto", dtype="auto")[0]
 
@@ -99,8 +99,8 @@ def test_checkpoint_dropdown_lists_model_files(models_dir, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ functions
 def test_load_checkpoint(model):
-    assert isinstance(model, LoadedModel) and model.size == 64
-    assert model.device.type == "cpu" and model.dtype == torch.float32 and not model.model.training
+    assert isinstance(model, PlacedModel) and model.size == 64
+    assert model.device.type == "cpu" and model.dtype == torch.float32 and not model.tpsmm.training
 
 
 def test_keypoints_motion_generate_chain(model, images):
@@ -196,7 +196,7 @@ def test_dtype_choice_runs_half_precision_engine(models_dir, monkeypatch, images
     monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
     bf16 = call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="cpu", dtype="bf16")[0]
     fp32 = call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="cpu", dtype="fp32")[0]
-    assert bf16.dtype == torch.bfloat16 and bf16.model.dtype == torch.float32  # weights stay fp32
+    assert bf16.dtype == torch.bfloat16 and bf16.tpsmm.dtype == torch.float32  # weights stay fp32
     kw = dict(source=images[0], driving=images[1][:1], batch_size=1)
     with bf16_fallback():
         a = call("TPSMM_Animate", model=bf16, **kw)[0]
@@ -221,7 +221,7 @@ class InMemoryVideo:
 
 
 def test_video_clip_falls_back_to_components():
-    from tpsmm.tpsmm_nodes.pipeline import clip_of
+    from tpsmm.tpsmm_nodes.steps import clip_of
 
     frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 48, 3), dtype=np.float32))
     clip = clip_of(video=InMemoryVideo(frames, fps=10), name="driving")

@@ -11,9 +11,9 @@ import torch
 
 from conftest import make_tiny_model
 from tpsmm.core import AnimationOptions, AnimationPipeline, DrivingFrames, Hooks, ModelError, Motion
-from tpsmm.core.animation.crop import CropBox
+from tpsmm.core.media.crop import CropBox
 from tpsmm.core.animation.engine import AnimationEngine
-from tpsmm.core.animation.model import TPSMM
+from tpsmm.core.animation.animator import TPSMM
 
 ROOT = Path(__file__).resolve().parents[1]
 

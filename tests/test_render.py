@@ -176,7 +176,7 @@ def test_results_stay_inside_out_and_nothing_is_overwritten(render, tmp_path):
 
 
 def test_ui_workflows_convert_to_their_api_twins(servers):
-    from tpsmm.tpsmm_nodes.render.schemas import ui_to_api
+    from tpsmm.render.schemas import ui_to_api
 
     with urllib.request.urlopen(servers[0].url + "/object_info") as r:
         schemas = json.load(r)

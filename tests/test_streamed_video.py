@@ -9,7 +9,7 @@ from video_double import FileVideo
 from tpsmm.core.media.video import VideoReader, VideoWriter, probe_video
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
-from tpsmm.tpsmm_nodes import pipeline
+from tpsmm.tpsmm_nodes import steps as pipeline
 
 
 def animate(**kwargs):

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tpsmm.trainer import synthetic
-from tpsmm.trainer.synthetic import (DatasetSpec, add_make_dataset_arguments, clip_rng, make_dataset,
+from tpsmm.trainer.synthetic import dataset as synthetic
+from tpsmm.trainer.synthetic.dataset import (DatasetSpec, add_make_dataset_arguments, clip_rng, make_dataset,
                                      make_dataset_command, render_character_clip)
-from tpsmm.trainer.synthetic_character import camera_at, pose_at, sample_character
+from tpsmm.trainer.synthetic.character import camera_at, pose_at, sample_character
 
 
 def _clip(seed: int, index: int, frames: int = 24, size: int = 64) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""Tests for tpsmm.core.media.visualize and tpsmm.core.animation.crop (pure tensor code, fast)."""
+"""Tests for tpsmm.core.media.visualize and tpsmm.core.media.crop (pure tensor code, fast)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from tpsmm.core.geometry.coords import make_coordinate_grid
-from tpsmm.core.animation.crop import CropBox, crop, feather_mask, paste_back, resize_images
+from tpsmm.core.media.crop import CropBox, crop, feather_mask, paste_back, resize_images
 from tpsmm.core.media.visualize import draw_keypoints, flow_to_rgb, group_colours, occlusion_to_rgb, side_by_side
 
 

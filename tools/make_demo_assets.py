@@ -24,8 +24,8 @@ from pathlib import Path
 from tpsmm.core.media.image_io import save_image
 from tpsmm.core.media.video import VideoReader
 from tpsmm.core.media.video_writer import VideoWriter
-from tpsmm.trainer.synthetic import clip_rng
-from tpsmm.trainer.synthetic_character import render_character_clip
+from tpsmm.trainer.synthetic.dataset import clip_rng
+from tpsmm.trainer.synthetic.character import render_character_clip
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 

@@ -1,7 +1,7 @@
 """TPSMM ComfyUI nodes (classic V1 API): thin classes over :mod:`tpsmm.core`.
 
 Socket types: ``TPSMM_MODEL`` (a loaded checkpoint), ``TPSMM_KEYPOINTS`` (:class:`~tpsmm.core.Keypoints`),
-``TPSMM_MOTION`` (:class:`~tpsmm.core.Motion`) and ``TPSMM_CROP_BOX`` (:class:`~tpsmm.core.animation.crop.CropBox`).
+``TPSMM_MOTION`` (:class:`~tpsmm.core.Motion`) and ``TPSMM_CROP_BOX`` (:class:`~tpsmm.core.media.crop.CropBox`).
 Importing this package works without ComfyUI; inside ComfyUI it registers the ``models/tpsmm`` folder.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """TPSMM Crop and TPSMM Paste Back: animate one region of a large image."""
 from __future__ import annotations
 
-from ..core.animation.crop import CropBox, crop, paste_back
+from ..core.media.crop import CropBox, crop, paste_back
 from . import runtime as rt
 
 PIXELS = 16384  # ComfyUI's MAX_RESOLUTION

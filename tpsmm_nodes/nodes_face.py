@@ -5,10 +5,10 @@ import os
 
 import torch
 
-from ..core.animation.crop import CropBox
-from ..core.animation.face import FRAMING_SCALE, find_face
-from ..core.animation.face_detect import FaceError, load_face_detector
-from ..core.animation.face_track import DRIVING_STRIDE, driving_box
+from ..core.media.crop import CropBox
+from ..core.face.framing import FRAMING_SCALE, find_face
+from ..core.face.detect import FaceError, load_face_detector
+from ..core.face.track import DRIVING_STRIDE, driving_box
 from ..core.media.images import InputError
 from ..core.media.video import VideoReader
 from . import comfy_compat as cc

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core.animation.options import UPSCALE_MODES
-from . import pipeline as pl
+from . import steps as pl
 from .nodes_motion import BATCH, MODEL, EstimateMotion, motion_options
 from .runtime import on_device
 from .streamed_video import StreamedAnimation

@@ -9,7 +9,7 @@ import torch
 from ..core.model.checkpoint import CheckpointError
 from ..core import load_model
 from . import comfy_compat as cc
-from .runtime import LoadedModel
+from .runtime import PlacedModel
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 log = logging.getLogger("tpsmm")
@@ -73,4 +73,4 @@ class LoadCheckpoint:
             model = load_model(path, device=offload, dtype=torch.float32)
         for w in caught:
             log.warning("TPSMM: %s", w.message)
-        return (LoadedModel(model=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run)),)
+        return (PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run)),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..core.media.images import InputError
 from ..core.animation.smoothing import SMOOTHING_KINDS
 from ..core.model.structures import MODES
-from . import pipeline as pl
+from . import steps as pl
 from .runtime import on_device
 
 MODEL = ("TPSMM_MODEL", {"tooltip": "Model from 'TPSMM Load Checkpoint'."})

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..core.media import visualize as vis
-from . import pipeline as pl
+from . import steps as pl
 from . import runtime as rt
 from .nodes_motion import BATCH, MODEL
 

@@ -1,6 +1,6 @@
 """Model placement, input checks and output conversion shared by the nodes.
 
-* :class:`LoadedModel` is what travels on a ``TPSMM_MODEL`` socket. :func:`on_device` moves it to the
+* :class:`PlacedModel` is what travels on a ``TPSMM_MODEL`` socket. :func:`on_device` moves it to the
   run device for one node call and back to the offload device afterwards (ComfyUI's "simple" way of
   running a plain ``nn.Module``) and yields an :class:`~tpsmm.core.animation.pipeline.AnimationPipeline`
   with the node's options, in the chosen precision (weights stay float32; half precision runs under
@@ -25,22 +25,22 @@ from ..core import TPSMM
 from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
 
-__all__ = ["LoadedModel", "ComfyHooks", "on_device", "check_images", "check_aspect", "to_output"]
+__all__ = ["PlacedModel", "ComfyHooks", "on_device", "check_images", "check_aspect", "to_output"]
 
 
 @dataclass(frozen=True)
-class LoadedModel:
+class PlacedModel:
     """A loaded checkpoint on a ``TPSMM_MODEL`` socket.
 
     Attributes:
-        model: the networks (eval mode, float32 weights), resting on ``offload`` between calls.
+        tpsmm: the model (eval mode, float32 weights), resting on ``offload`` between calls.
         name: checkpoint name as chosen in the loader (for messages).
         device: where it runs.
         offload: where it waits between node calls.
         dtype: compute precision (float32, bfloat16 or float16).
     """
 
-    model: TPSMM
+    tpsmm: TPSMM
     name: str
     device: torch.device
     offload: torch.device
@@ -48,7 +48,7 @@ class LoadedModel:
 
     @property
     def size(self) -> int:
-        return self.model.config.image_size
+        return self.tpsmm.config.image_size
 
 
 class ComfyHooks(Hooks):
@@ -67,15 +67,15 @@ class ComfyHooks(Hooks):
 
 
 @contextmanager
-def on_device(handle: LoadedModel, *, batch_size: int = 8, **options) -> Iterator[AnimationPipeline]:
+def on_device(handle: PlacedModel, *, batch_size: int = 8, **options) -> Iterator[AnimationPipeline]:
     """Yield a pipeline over the model on its run device (other ComfyUI models evicted first); move back after.
 
     ``options`` are :class:`~tpsmm.core.animation.options.AnimationOptions` fields (dtype: the handle's).
     """
-    if not isinstance(handle, LoadedModel):
+    if not isinstance(handle, PlacedModel):
         raise InputError(f"model: expected a TPSMM_MODEL from 'TPSMM Load Checkpoint', got {type(handle).__name__}")
     opts = AnimationOptions(batch_size=max(1, int(batch_size)), dtype=handle.dtype, **options)
-    model, moved = handle.model, handle.device != handle.offload
+    model, moved = handle.tpsmm, handle.device != handle.offload
     if moved:
         cc.free_memory(3 * sum(p.numel() * p.element_size() for p in model.parameters()), handle.device)
         model.to(handle.device)

@@ -31,7 +31,7 @@ class StreamedAnimation(_Base):
     """A VIDEO of the animation of ``source`` by ``clip``, rendered on demand, one batch at a time.
 
     Args:
-        model: the ``TPSMM_MODEL`` handle (a :class:`~tpsmm.tpsmm_nodes.runtime.LoadedModel`).
+        model: the ``TPSMM_MODEL`` handle (a :class:`~tpsmm.tpsmm_nodes.runtime.PlacedModel`).
         source: the source IMAGE ``[1,H,W,3]``.
         clip: the driving :class:`~tpsmm.core.animation.pipeline.DrivingFrames` (re-iterable, streamed).
         run_options: keyword arguments of :func:`~tpsmm.tpsmm_nodes.runtime.on_device` (batch size, options).
@@ -52,7 +52,7 @@ class StreamedAnimation(_Base):
         if source.shape[0] != 1:
             raise ValueError(f"source: expected one image, got a batch of {source.shape[0]} "
                              "(pick one with Image From Batch)")
-        if self.run_options.get("mode") == "avd" and self.model.model.avd_network is None:
+        if self.run_options.get("mode") == "avd" and self.model.tpsmm.avd_network is None:
             raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
                              "or use mode 'relative')")
         if not self.run_options.get("crop") and not self.run_options.get("driving_crop"):
@@ -60,7 +60,7 @@ class StreamedAnimation(_Base):
 
     def batches(self) -> Iterator[torch.Tensor]:
         """Float ``[b,Ho,Wo,3]`` CPU batches, rendered one at a time."""
-        from . import pipeline
+        from . import steps as pipeline
         from .runtime import on_device
 
         with on_device(self.model, **self.run_options) as p:
@@ -70,7 +70,7 @@ class StreamedAnimation(_Base):
         size = self.run_options.get("output_size")
         if size:
             return int(size[1]), int(size[0])
-        side = self.model.model.config.image_size
+        side = self.model.tpsmm.config.image_size
         return side, side
 
     def get_frame_count(self) -> int:

@@ -231,7 +231,7 @@ def register(sub) -> None:
         add_eval_arguments(p)
         p.set_defaults(func=eval_command)
     if importlib.util.find_spec("tpsmm.trainer.synthetic") is not None:
-        from .synthetic import add_make_dataset_arguments, make_dataset_command
+        from .synthetic.dataset import add_make_dataset_arguments, make_dataset_command
 
         p = sub.add_parser("make-dataset", help="generate a synthetic training set of animated characters")
         add_make_dataset_arguments(p)

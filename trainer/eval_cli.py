@@ -6,7 +6,7 @@ import os
 import sys
 
 from ..core.media.image_io import VideoError
-from ..core.networks.placement import resolve_device
+from ..core.device import resolve_device
 from .data import DataError
 from .evaluate import evaluate_reconstruction
 

@@ -42,7 +42,7 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim.lr_scheduler import MultiStepLR
 
 from ..core.model.config import Config
-from ..core.networks.placement import resolve_dtype
+from ..core.device import resolve_dtype
 from ..core import TPSMM
 from .distributed import DistInfo, StepSampler, all_reduce_sum, chunk_seed, init_distributed, shutdown_distributed
 from .full_model import TrainingModel, background_active

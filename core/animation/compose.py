@@ -20,7 +20,7 @@ from einops import rearrange
 
 from ..media.images import to_user_layout
 from ..media.visualize import draw_keypoints, side_by_side
-from .crop import CropBox, crop, paste_back, resize_images
+from ..media.crop import CropBox, crop, paste_back, resize_images
 from .hires import render_hires, upscale_frames
 
 __all__ = ["Composer"]

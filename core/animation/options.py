@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from ..model.container import ModelError
 from ..model.structures import MODES
-from ..networks.placement import parse_dtype
-from .crop import CropBox
+from ..device import parse_dtype
+from ..media.crop import CropBox
 from .smoothing import SMOOTHING_KINDS
 
 __all__ = ["AnimationOptions", "UPSCALE_MODES", "VIEWS", "default_batch_size"]
@@ -64,7 +64,7 @@ class AnimationOptions:
     Execution:
         batch_size: driving frames per forward pass (``None``: :func:`default_batch_size`).
         dtype: ``float32`` | ``bfloat16`` | ``float16`` (or a ``torch.dtype``); resolved per device by
-            :func:`~tpsmm.core.networks.placement.resolve_dtype` (CPUs without native bf16 use float32);
+            :func:`~tpsmm.core.device.resolve_dtype` (CPUs without native bf16 use float32);
             ``None`` = the model's own dtype, unchanged.
         channels_last: channels_last convolutions (faster on most CPUs and GPUs; copies the networks).
         compile: ``torch.compile`` the renderer (``True`` or a backend name).

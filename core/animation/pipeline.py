@@ -23,9 +23,9 @@ import torch
 from ..media.images import InputError, check_user_images
 from ..model.container import ModelError
 from ..model.structures import Keypoints, Motion
-from ..networks.placement import resolve_dtype
+from ..device import resolve_dtype
 from .compose import Composer
-from .crop import crop
+from ..media.crop import crop
 from .driving import DrivingFrames
 from .engine import AnimationEngine
 from .motion import MotionTransfer, best_reference_frame

@@ -17,7 +17,7 @@ import warnings
 import torch
 
 from ..animation.driving import DrivingFrames
-from ..animation.model import load_model
+from ..animation.animator import load_model
 from ..animation.options import AnimationOptions, UPSCALE_MODES
 from ..animation.pipeline import AnimationPipeline, Hooks
 from ..animation.smoothing import SMOOTHING_KINDS
@@ -28,7 +28,7 @@ from ..media.outputs import check_outputs
 from ..media.video import VideoWriter
 from ..media.visualize import flow_to_rgb, occlusion_to_rgb
 from ..model.structures import MODES
-from ..networks.placement import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
+from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from .animate_batch import batch_options, run_batch
 
 __all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..model.checkpoint import convert_official
-from ..animation.model import load_model
+from ..animation.animator import load_model
 from ..model.config import PRESETS
 
 __all__ = ["register"]

@@ -1,8 +1,8 @@
 """``tpsmm animate`` face options: ``--crop face``, ``--driving-crop face|x,y,w,h`` and their face indices.
 
 ``--crop`` / ``--driving-crop`` take ``face`` or a box ``x,y,w,h``; :func:`resolve_crops` turns ``face`` into
-a :class:`~tpsmm.core.animation.crop.CropBox` (:func:`~tpsmm.core.animation.face.find_face` on the photo,
-:func:`~tpsmm.core.animation.face_track.driving_box` on the driving clip, streamed) before the animation
+a :class:`~tpsmm.core.media.crop.CropBox` (:func:`~tpsmm.core.face.framing.find_face` on the photo,
+:func:`~tpsmm.core.face.track.driving_box` on the driving clip, streamed) before the animation
 options are built.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ faces: --crop face finds the largest face of the source (--face-index N: the Nth
 def crop_arg(option: str):
     """argparse type for ``option``: ``"face"`` or a box ``"x,y,w,h"`` (-> :class:`CropBox`)."""
     def parse(text: str):
-        from ..animation.crop import CropBox
+        from ..media.crop import CropBox
 
         if text.strip().lower() == FACE:
             return FACE
@@ -68,9 +68,9 @@ def resolve_crops(args, photo: torch.Tensor):
     Raises:
         FaceError: (an ``InputError``) one line: no face, face too small or lost, weights missing or foreign.
     """
-    from ..animation.face import find_face
-    from ..animation.face_detect import load_face_detector
-    from ..animation.face_track import driving_box
+    from ..face.framing import find_face
+    from ..face.detect import load_face_detector
+    from ..face.track import driving_box
     from ..media.video import VideoReader
 
     _check(args)

@@ -1,7 +1,7 @@
 """The five networks of TPSMM in one module: construction from a config, placement, identity, input layout.
 
 The user-level steps (keypoints, motion, generation, animation) live one layer up, in
-:class:`tpsmm.core.TPSMM` (:mod:`tpsmm.core.animation.model`), which adds them to this container by
+:class:`tpsmm.core.TPSMM` (:mod:`tpsmm.core.animation.animator`), which adds them to this container by
 calling the animation pipeline. Training and checkpoints need only this container.
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .synthetic_character import render_character_clip
+from .character import render_character_clip
 
 __all__ = ["DatasetSpec", "render_character_clip", "make_dataset", "add_make_dataset_arguments",
            "make_dataset_command", "clip_rng", "clip_name", "write_clip"]
@@ -126,7 +126,7 @@ def _run_jobs(jobs: list[tuple], workers: int, progress: bool) -> None:
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """Refuse outputs we must not replace; see ``make_dataset``."""
-    from ..core.media.atomic import check_replaceable
+    from ...core.media.atomic import check_replaceable
 
     check_replaceable(str(out))  # a symbolic link, device, FIFO or socket is never replaced
     if out.exists() and not out.is_dir():

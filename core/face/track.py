@@ -3,12 +3,12 @@
 Like the release's crop script, the box does not follow the face frame by frame (that would remove the
 head motion the model is meant to transfer, and jitter): faces are detected on every ``stride``-th frame,
 the chosen face is tracked from sample to sample by overlap (IoU), each tracked face is framed like a
-source face (:func:`~tpsmm.core.animation.face.frame_face`), and the result is the smallest square
+source face (:func:`~tpsmm.core.face.framing.frame_face`), and the result is the smallest square
 covering all those frames - the face's motion plus the training-style margin.
 
-Errors (:class:`~tpsmm.core.animation.face_detect.FaceError`, one line each): a face is found in fewer than
+Errors (:class:`~tpsmm.core.face.detect.FaceError`, one line each): a face is found in fewer than
 half of the sampled frames; the chosen face is lost in more than :data:`MAX_LOST` of the samples after it
-first appears; the face is smaller than :data:`~tpsmm.core.animation.face.MIN_FACE_SIZE`.
+first appears; the face is smaller than :data:`~tpsmm.core.face.framing.MIN_FACE_SIZE`.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from .crop import CropBox
-from .face import FRAMING_SCALE, MIN_FACE_SIZE, check_face_size, frame_face, pick_face
-from .face_detect import FaceError, detect_faces, load_face_detector
+from ..media.crop import CropBox
+from .framing import FRAMING_SCALE, MIN_FACE_SIZE, check_face_size, frame_face, pick_face
+from .detect import FaceError, detect_faces, load_face_detector
 
 __all__ = ["DRIVING_STRIDE", "MAX_LOST", "MIN_IOU", "driving_box", "track_face"]
 
@@ -111,7 +111,7 @@ def driving_box(frames, *, index: int | None = None, stride: int = DRIVING_STRID
         stride: detect on every ``stride``-th frame.
         scale: crop side in face-box sides (see :mod:`.face`).
         min_size: narrowest face accepted (median over the track), in pixels.
-        weights, detector, search_dirs, download: as in :func:`~tpsmm.core.animation.face.find_face`.
+        weights, detector, search_dirs, download: as in :func:`~tpsmm.core.face.framing.find_face`.
 
     Returns:
         A square :class:`CropBox` in pixels of the frames (may extend past the border; crop pads).

@@ -12,7 +12,7 @@ down; angles are radians, a limb angle ``a`` points along ``(sin a, cos a)`` (0 
 Everything is drawn from one ``numpy.random.Generator``, so a seed gives identical bytes on a given platform.
 
 This module samples characters and renders clips; the rig (oscillators, limbs, poses, camera) is in
-:mod:`.synthetic_rig`, the antialiased drawing primitives in :mod:`.synthetic_raster`.
+:mod:`.rig`, the antialiased drawing primitives in :mod:`.raster`.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from .synthetic_raster import Paint, Raster, resample
-from .synthetic_rig import Character, Limb, Oscillator, Pose, camera_at, pose_at
+from .raster import Paint, Raster, resample
+from .rig import Character, Limb, Oscillator, Pose, camera_at, pose_at
 
 __all__ = ["Character", "Pose", "sample_character", "pose_at", "camera_at", "render_frame", "render_character_clip"]
 

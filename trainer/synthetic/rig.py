@@ -1,6 +1,6 @@
 """The synthetic characters' rig: oscillating joint angles, limbs, the character record, its pose and camera.
 
-Conventions (see :mod:`tpsmm.trainer.synthetic_character`): world coordinates ``(x, y)`` with the frame spanning
+Conventions (see :mod:`tpsmm.trainer.synthetic.character`): world coordinates ``(x, y)`` with the frame spanning
 ``[0, 1] x [0, 1]`` at the neutral camera, ``y`` pointing down; a limb angle ``a`` points along
 ``(sin a, cos a)`` (0 = straight down); time ``t`` is in frames.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_raster import Paint
+from .raster import Paint
 
 __all__ = ["Oscillator", "Limb", "Character", "Pose", "pose_at", "camera_at"]
 

@@ -2,7 +2,7 @@
 
 Coordinates on the canvas are pixels ``(x, y)``; shapes get analytic (signed-distance) edge coverage, and each
 part is filled by a :class:`Paint` evaluated in the part's own ``(u, v)`` frame (world units), so patterns move
-with the part. Used by :mod:`tpsmm.trainer.synthetic_character`.
+with the part. Used by :mod:`tpsmm.trainer.synthetic.character`.
 """
 from __future__ import annotations
 

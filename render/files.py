@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter
 
-from ...core.media.atomic import discard, sibling_temp_path
+from ..core.media.atomic import discard, sibling_temp_path
 from .prompt import RenderError
 
 __all__ = ["check_media", "output_items", "local_names", "save_outputs"]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ..media.resize import resize
+from .resize import resize
 
 __all__ = ["CropBox", "crop", "feather_mask", "paste_back", "resize_images"]
 

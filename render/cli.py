@@ -74,7 +74,7 @@ def _schemas(servers) -> dict:
 
 
 def _jobs(args, schemas: dict, servers) -> list:
-    from ...core.cli.batch import rank_from_env, read_rows, shard
+    from ..core.cli.batch import rank_from_env, read_rows, shard
     from .fleet import RenderJob
     from .prompt import Override, apply_overrides, check_target, load_workflow, parse_override, validate
 
@@ -110,8 +110,8 @@ def _key(prompt: dict) -> str:
 
 
 def _render(args, servers) -> int:
-    from ...core.cli.batch import BatchSummary, format_summary, rank_from_env
-    from ...core.cli.claims import JobStore
+    from ..core.cli.batch import BatchSummary, format_summary, rank_from_env
+    from ..core.cli.claims import JobStore
     from .fleet import Fleet
     from .prompt import RenderError
 

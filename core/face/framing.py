@@ -9,7 +9,7 @@ the release's own vox-style driving clip (``shared/faces/talking.mp4``, 169 fram
 * centre = box centre moved up by :data:`FRAMING_SHIFT` ``* h`` (0.13 measured).
 
 :func:`frame_face` applies this; the resulting square may extend past the image border - it is then
-padded by :func:`~tpsmm.core.animation.crop.crop`, never shifted off the face. Faces narrower than
+padded by :func:`~tpsmm.core.media.crop.crop`, never shifted off the face. Faces narrower than
 :data:`MIN_FACE_SIZE` pixels are refused: their crop would be upscaled more than about 2x to the
 model's 256 pixels and the animation would be a blur.
 
@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .crop import CropBox
-from .face_detect import FaceError, detect_faces, load_face_detector
+from ..media.crop import CropBox
+from .detect import FaceError, detect_faces, load_face_detector
 
 __all__ = ["FRAMING_SCALE", "FRAMING_SHIFT", "MIN_FACE_SIZE", "frame_face", "pick_face", "find_face"]
 

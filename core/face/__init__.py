@@ -1,0 +1,2 @@
+"""Faces: detection (``detect``, kornia's YuNet), training-style framing (``framing``) and one still box for a
+driving clip (``track``)."""
