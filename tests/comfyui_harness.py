@@ -1,9 +1,9 @@
 """A real ComfyUI for tests, started headless on the CPU (found by ``tests/assets.py``: ``TPSMM_COMFYUI``, else
 ``../shared/comfyui``).
 
-Started as ComfyUI's snapshot README in ``../shared/comfyui`` says (``main.py --cpu --base-directory BASE ...``) with this
-pack linked into ``BASE/custom_nodes`` (or not, to test a server without it). Nothing here is a stand-in:
-every test that uses it talks to ComfyUI's own server and nodes.
+Started as the snapshot's README says (``main.py --cpu --base-directory BASE ...``) with this pack linked into
+``BASE/custom_nodes`` (or not, to test a server without it). Nothing here is a stand-in: every test that uses it
+talks to ComfyUI's own server and nodes.
 """
 from __future__ import annotations
 
