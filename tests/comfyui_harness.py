@@ -1,8 +1,9 @@
-"""A real ComfyUI for tests: unpacked from ``../shared/comfyui/ComfyUI-*.tar.gz`` and started headless on the CPU.
+"""A real ComfyUI for tests, started headless on the CPU (found by ``tests/assets.py``: ``TPSMM_COMFYUI``, else
+``../shared/comfyui``).
 
-Started exactly as ``shared/comfyui/README.md`` says (``main.py --cpu --base-directory BASE ...``) with this
-pack linked into ``BASE/custom_nodes`` (or not, to test a server without it). Nothing here is a stand-in:
-every test that uses it talks to ComfyUI's own server and nodes.
+Started as the snapshot's README says (``main.py --cpu --base-directory BASE ...``) with this pack linked into
+``BASE/custom_nodes`` (or not, to test a server without it). Nothing here is a stand-in: every test that uses it
+talks to ComfyUI's own server and nodes.
 """
 from __future__ import annotations
 
@@ -11,23 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("TPSMM_SHARED", REPO.parent / "shared")) / "comfyui"
-
-
-def unpack_comfyui(dest: Path) -> Path:
-    """Unpack the ComfyUI tarball into ``dest``; returns the folder with ``main.py``."""
-    tarballs = sorted(SHARED.glob("ComfyUI-*.tar.gz"))
-    assert tarballs, f"no ComfyUI tarball under {SHARED} (see the README's test section)"
-    with tarfile.open(tarballs[-1]) as tar:
-        tar.extractall(dest, filter="data")
-    (main,) = dest.glob("*/main.py")
-    return main.parent
 
 
 def free_port() -> int:

@@ -1,9 +1,11 @@
-"""Shared test fixtures: a tiny model configuration, tiny checkpoints and the parity fixture folder."""
+"""Shared test fixtures: a tiny model configuration, tiny checkpoints, the parity fixture folder and the external
+assets (ComfyUI, faces; found by tests/assets.py)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import assets
 import pytest
 import torch
 
@@ -67,10 +69,32 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def comfyui_dir(tmp_path_factory) -> Path:
-    """The real ComfyUI of ``../shared/comfyui``, unpacked once per test session (see tests/comfyui_harness.py)."""
-    from comfyui_harness import unpack_comfyui
+    """A real ComfyUI folder (with ``main.py``): ``TPSMM_COMFYUI``, else ``../shared/comfyui``, a snapshot unpacked
+    once per session; skips (fails in CI) when there is none (tests/assets.py)."""
+    return assets.comfyui_folder(tmp_path_factory.mktemp("comfyui"))
 
-    return unpack_comfyui(tmp_path_factory.mktemp("comfyui"))
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    """The folder of real faces and YuNet weights (``assets.FACE_FILES``): ``TPSMM_FACES``, else ``../shared/faces``;
+    skips (fails in CI) when there is none (tests/assets.py)."""
+    return assets.FACES.require()
+
+
+@pytest.fixture(scope="session")
+def detector(faces):
+    """The YuNet face detector with the weights of the faces folder (nothing is downloaded)."""
+    from tpsmm.core.face.detect import WEIGHTS_NAME, load_face_detector
+
+    return load_face_detector(faces / WEIGHTS_NAME, download=False)
+
+
+@pytest.fixture(scope="session")
+def photo(faces):
+    """``photo(name) -> [H,W,3]`` float tensor: an image of the faces folder."""
+    from tpsmm.core.media.image_io import load_image
+
+    return lambda name: torch.from_numpy(load_image(faces / name))
 
 
 @pytest.fixture(scope="session")

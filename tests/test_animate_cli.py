@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from clips import make_clip
 from conftest import make_tiny_model
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core import load_model
@@ -26,23 +27,9 @@ def frames(n: int, h: int = 48, w: int = 64) -> np.ndarray:
                      for i in range(n)]).astype(np.uint8)
 
 
-def write_clip(path, data: np.ndarray, *, fps: int = 10, audio: bool = False):
-    c = av.open(str(path), "w")
-    s = c.add_stream("libx264", rate=fps)
-    s.width, s.height, s.pix_fmt = data.shape[2], data.shape[1], "yuv420p"
-    a = c.add_stream("aac", rate=16000, layout="mono") if audio else None
-    for i, fr in enumerate(data):
-        vf = av.VideoFrame.from_ndarray(fr, format="rgb24")
-        vf.pts = i
-        c.mux(s.encode(vf))
-    c.mux(s.encode(None))
-    if a is not None:
-        af = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
-        af.sample_rate, af.pts = 16000, 0
-        c.mux(a.encode(af))
-        c.mux(a.encode(None))
-    c.close()
-    return str(path)
+def write_clip(path, data: np.ndarray, *, fps: int = 10, audio: bool = False) -> str:
+    """An H.264 clip of ``data`` (written by tests/clips.py), optionally with a 1 s tone; returns its path."""
+    return str(make_clip(path, data, fps=fps, audio=audio))
 
 
 @pytest.fixture(scope="module")

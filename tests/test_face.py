@@ -1,8 +1,7 @@
-"""Face detection, framing and paste-back on real faces (``../shared/faces/``; nothing is downloaded)."""
+"""Face detection, framing and paste-back on real faces (the ``faces`` fixture; nothing is downloaded)."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,20 +11,6 @@ from tpsmm.core import FaceError, find_face
 from tpsmm.core.media.crop import CropBox, crop, paste_back
 from tpsmm.core.face.framing import FRAMING_SCALE, MIN_FACE_SIZE, frame_face
 from tpsmm.core.face.detect import WEIGHTS_NAME, detect_faces, find_weights, load_face_detector
-from tpsmm.core.media.image_io import load_image
-
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
-WEIGHTS = FACES / WEIGHTS_NAME
-
-
-@pytest.fixture(scope="module")
-def detector():
-    assert WEIGHTS.is_file(), f"{WEIGHTS} is missing: the face tests need ../shared/faces/ beside the clone"
-    return load_face_detector(WEIGHTS, download=False)
-
-
-def photo(name: str) -> torch.Tensor:
-    return torch.from_numpy(load_image(FACES / name))
 
 
 def landscape(h: int = 480, w: int = 720) -> torch.Tensor:
@@ -42,18 +27,19 @@ def landscape(h: int = 480, w: int = 720) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- weights
-def test_weights_lookup_order(tmp_path, monkeypatch):
+def test_weights_lookup_order(tmp_path, monkeypatch, faces):
+    weights = faces / WEIGHTS_NAME
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     comfy = tmp_path / "facedetection"
     comfy.mkdir()
     assert find_weights(search_dirs=[str(comfy)]) is None
-    os.symlink(WEIGHTS, comfy / WEIGHTS_NAME)
+    os.symlink(weights, comfy / WEIGHTS_NAME)
     assert find_weights(search_dirs=[str(comfy)]) == str(comfy / WEIGHTS_NAME)
     hub = tmp_path / "torch" / "hub" / "checkpoints"
     hub.mkdir(parents=True)
-    os.symlink(WEIGHTS, hub / WEIGHTS_NAME)
+    os.symlink(weights, hub / WEIGHTS_NAME)
     assert find_weights(search_dirs=[str(comfy)]) == str(hub / WEIGHTS_NAME)        # the hub cache comes first
-    assert find_weights(WEIGHTS, search_dirs=[str(comfy)]) == str(WEIGHTS)           # an explicit file wins
+    assert find_weights(weights, search_dirs=[str(comfy)]) == str(weights)           # an explicit file wins
 
 
 def test_weights_errors_are_one_line(tmp_path, monkeypatch):
@@ -76,7 +62,7 @@ def test_weights_errors_are_one_line(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- source photo
-def test_portrait_face_is_framed_square_around_the_face(detector):
+def test_portrait_face_is_framed_square_around_the_face(detector, photo):
     image = photo("portrait.png")                                      # 680x676, one large face
     faces = detect_faces(image, detector)[0]
     assert len(faces) == 1 and faces[0, 4] > 0.9
@@ -89,7 +75,7 @@ def test_portrait_face_is_framed_square_around_the_face(detector):
     assert box == find_face((image.numpy() * 255).round().astype(np.uint8), detector=detector)   # numpy uint8
 
 
-def test_pasted_result_equals_the_photo_outside_the_box(detector):
+def test_pasted_result_equals_the_photo_outside_the_box(detector, photo):
     image = photo("portrait.png")
     box = find_face(image, detector=detector)
     animated = torch.rand(4, 256, 256, 3, generator=torch.Generator().manual_seed(0))
@@ -103,7 +89,7 @@ def test_pasted_result_equals_the_photo_outside_the_box(detector):
     assert (centre - image[part.y + part.h // 2, part.x + part.w // 2]).abs().max() > 0.05   # animated inside
 
 
-def test_face_at_the_border_is_padded_not_shifted(detector):
+def test_face_at_the_border_is_padded_not_shifted(detector, photo):
     image = photo("portrait.png")[:, 200:]                             # the face now touches the left edge
     face = detect_faces(image, detector)[0]
     face = face[(face[:, 2] - face[:, 0]).argmax()]
@@ -119,7 +105,7 @@ def test_face_at_the_border_is_padded_not_shifted(detector):
     assert out.shape == (1, *image.shape) and torch.allclose(out[0], image, atol=1e-2)
 
 
-def test_face_index_counts_left_to_right(detector):
+def test_face_index_counts_left_to_right(detector, photo):
     image = photo("two_faces.png")                                     # left face smaller (sunglasses)
     left, right = find_face(image, index=0, detector=detector), find_face(image, index=1, detector=detector)
     assert left.x + left.w / 2 < 500 < 900 < right.x + right.w / 2
@@ -130,7 +116,7 @@ def test_face_index_counts_left_to_right(detector):
         find_face(image, index=2, detector=detector)
 
 
-def test_no_face_and_tiny_face_are_refused(detector):
+def test_no_face_and_tiny_face_are_refused(detector, photo):
     with pytest.raises(FaceError, match=r"^landscape\.png: no face found$"):
         find_face(landscape(), detector=detector, what="landscape.png")
     with pytest.raises(FaceError, match=rf"crowd: the face is too small \(\d+ px wide, at least {MIN_FACE_SIZE} px"):

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
-from test_face import FACES, WEIGHTS, landscape
+from test_face import landscape
 from test_face_track import in_canvas
 
 from tpsmm.core import driving_box, find_face
-from tpsmm.core.face.detect import load_face_detector
+from tpsmm.core.face.detect import WEIGHTS_NAME, load_face_detector
 from tpsmm.core.media.image_io import load_image, save_image
 from tpsmm.core.media.video import VideoReader, VideoWriter
 from tpsmm.core.model.checkpoint import save_checkpoint
@@ -20,10 +20,14 @@ N = 10
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory):
+def media(tmp_path_factory, faces):
+    """tiny.safetensors, talk.mp4 (the talking clip drifting in a 1280x720 canvas), hills.png (no face), and
+    portrait.png / yunet_final.pth (links into the faces folder)."""
     d = tmp_path_factory.mktemp("face_cli")
+    for name in ("portrait.png", WEIGHTS_NAME):
+        os.symlink(faces / name, d / name)
     save_checkpoint(make_tiny_model(), str(d / "tiny.safetensors"))
-    with VideoReader(FACES / "talking.mp4", max_frames=N) as reader:
+    with VideoReader(faces / "talking.mp4", max_frames=N) as reader:
         clip = torch.from_numpy(np.stack(list(reader)))
     with VideoWriter(str(d / "talk.mp4"), fps=25) as writer:
         writer.write(in_canvas(clip).numpy())                          # 1280x720, the face drifting
@@ -38,7 +42,7 @@ def cli(monkeypatch, capsys, media):
     monkeypatch.setattr(entry, "COMMAND_MODULES", ("tpsmm.core.cli",))
     monkeypatch.setenv("TORCH_HOME", str(media / "torch"))             # an empty hub cache: nothing downloads
 
-    def run(out, *extra, source=str(FACES / "portrait.png")):
+    def run(out, *extra, source=str(media / "portrait.png")):
         argv = ["animate", "--checkpoint", str(media / "tiny.safetensors"), "--source", source,
                 "--driving", str(media / "talk.mp4"), "--out", str(out), "--batch", "5", "--quiet", *map(str, extra)]
         rc = entry.main(argv)
@@ -48,12 +52,13 @@ def cli(monkeypatch, capsys, media):
 
 
 def test_face_crop_animates_the_face_and_keeps_the_photo(cli, media, tmp_path):
-    rc, _, err = cli(tmp_path / "out", "--crop", "face", "--driving-crop", "face", "--face-weights", WEIGHTS)
+    weights = media / WEIGHTS_NAME
+    rc, _, err = cli(tmp_path / "out", "--crop", "face", "--driving-crop", "face", "--face-weights", weights)
     assert rc == 0, err
     got = np.stack(list(VideoReader(tmp_path / "out")))                # PNG frames: lossless
-    photo = load_image(FACES / "portrait.png")
+    photo = load_image(media / "portrait.png")
     assert got.shape == (N, 676, 680, 3)                               # the photo's size
-    box = find_face(torch.from_numpy(photo), weights=WEIGHTS).clip(680, 676)
+    box = find_face(torch.from_numpy(photo), weights=weights).clip(680, 676)
     outside = np.ones((676, 680), bool)
     outside[box.y:box.y + box.h, box.x:box.x + box.w] = False
     still = np.round(photo * 255)
@@ -63,25 +68,27 @@ def test_face_crop_animates_the_face_and_keeps_the_photo(cli, media, tmp_path):
 
 
 def test_manual_driving_box_and_face_driving_box_agree_on_shape(cli, media, tmp_path):
+    weights = media / WEIGHTS_NAME
     with VideoReader(media / "talk.mp4") as reader:
-        box = driving_box(reader, detector=load_face_detector(WEIGHTS))
-    rc, _, err = cli(tmp_path / "manual", "--driving-crop", str(box), "--crop", "face", "--face-weights", WEIGHTS)
+        box = driving_box(reader, detector=load_face_detector(weights))
+    rc, _, err = cli(tmp_path / "manual", "--driving-crop", str(box), "--crop", "face", "--face-weights", weights)
     assert rc == 0, err
-    rc, _, err = cli(tmp_path / "auto", "--driving-crop", "face", "--crop", "face", "--face-weights", WEIGHTS)
+    rc, _, err = cli(tmp_path / "auto", "--driving-crop", "face", "--crop", "face", "--face-weights", weights)
     assert rc == 0, err
     manual, auto = (np.stack(list(VideoReader(tmp_path / name))) for name in ("manual", "auto"))
     assert np.array_equal(manual, auto)                                # 'face' resolved to the same box
 
 
 def test_face_errors_are_one_line(cli, media, tmp_path):
+    weights = media / WEIGHTS_NAME
     bad = tmp_path / "bad.pth"
     torch.save({"w": torch.zeros(2)}, bad)
     cases = [
         (["--crop", "face", "--face-weights", tmp_path / "none.pth"], {}, "--face-weights: no such file"),
         (["--crop", "face", "--face-weights", bad], {}, "bad.pth: not YuNet face detector weights"),
-        (["--crop", "face", "--face-weights", WEIGHTS], dict(source=str(media / "hills.png")),
+        (["--crop", "face", "--face-weights", weights], dict(source=str(media / "hills.png")),
          "hills.png: no face found"),
-        (["--crop", "face", "--face-index", "3", "--face-weights", WEIGHTS], {}, "face index 3 is out of range"),
+        (["--crop", "face", "--face-index", "3", "--face-weights", weights], {}, "face index 3 is out of range"),
         (["--face-index", "1"], {}, "--face-index needs --crop face"),
         (["--driving-face-index", "1"], {}, "--driving-face-index needs --driving-crop face"),
     ]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
-from test_face import FACES, WEIGHTS, photo
 from test_face_track import in_canvas
 from test_nodes import InMemoryVideo
 
@@ -27,22 +26,21 @@ WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 
 
 @pytest.fixture
-def comfy_models(tmp_path, monkeypatch):
+def comfy_models(tmp_path, monkeypatch, faces):
     """Run in a folder whose models/facedetection holds the weights (the ComfyUI lookup outside ComfyUI)."""
     folder = tmp_path / "models" / "facedetection"
     folder.mkdir(parents=True)
-    os.symlink(WEIGHTS, folder / WEIGHTS_NAME)
+    os.symlink(faces / WEIGHTS_NAME, folder / WEIGHTS_NAME)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))          # an empty hub cache
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-def test_find_face_node_on_a_photo(comfy_models):
+def test_find_face_node_on_a_photo(comfy_models, detector, photo):
     assert NODE_CLASS_MAPPINGS["TPSMM_FindFace"] is FindFace
     assert NODE_DISPLAY_NAME_MAPPINGS["TPSMM_FindFace"] == "TPSMM Find Face"
     image = photo("two_faces.png")
     box, preview = FindFace().find(face_index=0, image=image[None])
-    detector = load_face_detector(WEIGHTS)
     assert box == find_face(image, index=0, detector=detector)
     assert preview.shape == (1, *image.shape)
     edge = preview[0, box.y + box.h // 2, max(box.x, 0)]                # left edge of the box, drawn
@@ -55,18 +53,18 @@ def test_find_face_node_on_a_photo(comfy_models):
         FindFace().find()
 
 
-def test_find_face_node_on_a_clip(comfy_models):
-    with VideoReader(FACES / "talking.mp4", max_frames=20) as reader:
+def test_find_face_node_on_a_clip(comfy_models, faces):
+    with VideoReader(faces / "talking.mp4", max_frames=20) as reader:
         clip = torch.from_numpy(np.stack(list(reader)))
     frames = in_canvas(clip).float() / 255
-    expected = driving_box(frames, weights=WEIGHTS)
+    expected = driving_box(frames, weights=faces / WEIGHTS_NAME)
     box, preview = FindFace().find(image=frames)
     assert box == expected and preview.shape == (1, 720, 1280, 3)
     box, _ = FindFace().find(video=InMemoryVideo(frames, fps=25.0))
     assert box == expected
 
 
-def test_find_face_node_names_the_missing_weights(tmp_path, monkeypatch):
+def test_find_face_node_names_the_missing_weights(tmp_path, monkeypatch, photo):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.chdir(tmp_path)
     import tpsmm.tpsmm_nodes.nodes_face as nodes_face

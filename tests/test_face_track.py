@@ -7,10 +7,10 @@ import torch
 
 from tpsmm.core import FaceError, driving_box
 from tpsmm.core.media.crop import crop
-from tpsmm.core.face.detect import detect_faces, load_face_detector
+from tpsmm.core.face.detect import detect_faces
 from tpsmm.core.media.video import VideoReader
 
-from test_face import FACES, WEIGHTS, landscape
+from test_face import landscape
 
 FRAMES = 45
 DRIFT = (3, 2)          # canvas offset of the clip grows by this many pixels (x, y) per frame
@@ -18,14 +18,8 @@ ORIGIN = (300, 120)
 
 
 @pytest.fixture(scope="module")
-def detector():
-    assert WEIGHTS.is_file(), f"{WEIGHTS} is missing: the face tests need ../shared/faces/ beside the clone"
-    return load_face_detector(WEIGHTS, download=False)
-
-
-@pytest.fixture(scope="module")
-def talking() -> torch.Tensor:
-    with VideoReader(FACES / "talking.mp4", max_frames=FRAMES) as reader:
+def talking(faces) -> torch.Tensor:
+    with VideoReader(faces / "talking.mp4", max_frames=FRAMES) as reader:
         return torch.from_numpy(np.stack(list(reader)))                # uint8 [45, 412, 410, 3]
 
 

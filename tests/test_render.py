@@ -10,6 +10,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import assets
 import pytest
 from comfyui_harness import ComfyProcess
 
@@ -18,7 +19,6 @@ from tpsmm.core.media.video import probe_video
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 ANIMATE = str(WORKFLOWS / "animate_basic_api.json")
-FACE_WEIGHTS = Path(__file__).resolve().parents[1].parent / "shared" / "faces" / "yunet_final.pth"
 BASE = ("--set", "1.image=face.png", "--set", "2.file=drive.mp4", "--set", "4.ckpt_name=tiny.safetensors")
 
 
@@ -30,8 +30,10 @@ def servers(comfyui_dir, render_media, tmp_path_factory):
     try:
         for name in ("tiny.safetensors", "no_avd.safetensors"):
             shutil.copy(render_media / "models" / "tpsmm" / name, base / "models" / "tpsmm" / name)
-        (base / "models" / "facedetection").mkdir(parents=True, exist_ok=True)
-        shutil.copy(FACE_WEIGHTS, base / "models" / "facedetection" / FACE_WEIGHTS.name)
+        faces = assets.FACES.find()                                    # only the animate_photo test needs them
+        if faces is not None:
+            (base / "models" / "facedetection").mkdir(parents=True, exist_ok=True)
+            shutil.copy(faces / "yunet_final.pth", base / "models" / "facedetection" / "yunet_final.pth")
         yield tuple(p.wait_ready() for p in procs)
     finally:
         for p in procs:
@@ -188,12 +190,11 @@ def test_ui_workflows_convert_to_their_api_twins(servers):
             {k: (v["class_type"], v["inputs"]) for k, v in api.items()}, name
 
 
-def test_animate_photo_workflow_renders_the_full_photo(render, render_media, tmp_path):
+def test_animate_photo_workflow_renders_the_full_photo(render, render_media, tmp_path, faces, photo):
     """The bundled animate_photo workflow in real ComfyUI: full photo + uncropped talking clip -> the animated photo
     (Find Face on both, crop, animate, paste back); the still photo outside the face box, motion inside."""
     import numpy as np
     import torch
-    from test_face import photo
     from test_face_track import in_canvas
 
     from tpsmm.core import find_face
@@ -202,7 +203,7 @@ def test_animate_photo_workflow_renders_the_full_photo(render, render_media, tmp
 
     image = photo("portrait.png")
     save_image(str(render_media / "photo.png"), image.numpy())
-    with VideoReader(FACE_WEIGHTS.parent / "talking.mp4", max_frames=12) as reader:
+    with VideoReader(faces / "talking.mp4", max_frames=12) as reader:
         clip = torch.from_numpy(np.stack(list(reader)))
     with VideoWriter(str(render_media / "talking.mp4"), fps=25) as writer:
         writer.write(in_canvas(clip)[:, :480, :960].numpy())
@@ -215,7 +216,7 @@ def test_animate_photo_workflow_renders_the_full_photo(render, render_media, tmp
     assert (info.width, info.height, info.frame_count) == (680, 676, 12)   # the photo's size, one frame per frame
     with VideoReader(videos[0]) as reader:
         first = torch.from_numpy(next(iter(reader))).float() / 255
-    box = find_face(image, weights=FACE_WEIGHTS).clip(680, 676)
+    box = find_face(image, weights=faces / "yunet_final.pth").clip(680, 676)
     outside = torch.ones(676, 680, dtype=torch.bool)
     outside[box.y:box.y + box.h, box.x:box.x + box.w] = False
     assert (first - image).abs()[outside].mean() < 0.03 < (first - image).abs()[~outside].mean()
