@@ -87,3 +87,16 @@ def test_damaged_sound_warns_and_the_video_is_still_written(model, tmp_path):
         assert audio["waveform"].shape[-1] == 32000
         with av.open(str(tmp_path / "out.mp4")) as c:
             assert c.streams.audio
+
+
+def test_audio_input_for_driving_frames_comes_out_fitted_and_bad_audio_is_refused(model):
+    waveform = torch.from_numpy(beep_at(0.0, 3.0))[None, None]                  # 3 s of sound for 1 s of frames
+    frames, _, audio = call("TPSMM_Animate", model=model, source=torch.rand(1, 64, 64, 3), fps=10.0,
+                            driving=torch.rand(10, 64, 64, 3), audio={"waveform": waveform, "sample_rate": 16000})
+    assert frames.shape[0] == 10 and audio["waveform"].shape == (1, 1, 16000)
+    torch.testing.assert_close(audio["waveform"], waveform[..., :16000])
+    for bad in ({"waveform": torch.zeros(2, 3)}, "sound.wav", {"waveform": torch.zeros(1, 1, 5), "sample_rate": 0}):
+        with pytest.raises(ValueError, match="audio: ") as info:
+            call("TPSMM_Animate", model=model, source=torch.rand(1, 64, 64, 3), driving=torch.rand(2, 64, 64, 3),
+                 audio=bad)
+        assert "\n" not in str(info.value)

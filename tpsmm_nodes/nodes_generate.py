@@ -53,14 +53,16 @@ class Animate(io.ComfyNode):
                                    "instead of 'driving'; its sound goes into 'video' and 'audio'."),
                     output_size_input(), upscale_input(),
                     io.Int.Input("max_frames", default=0, min=0, max=1_000_000, optional=True, tooltip="Animate "
-                                 "only the first frames of the driving clip (0 = all); the sound is cut with them.")],
+                                 "only the first frames of the driving clip (0 = all); the sound is cut with them."),
+                    io.Audio.Input("audio", optional=True, tooltip="Sound for 'driving' frames (e.g. Get Video "
+                                   "Components -> audio), sample 0 with frame 0; replaces a driving_video's own.")],
             outputs=[io.Image.Output("frames", tooltip="Animated frames [T, S, S, 3] at the model size (or "
                                      "output_size); held in memory, for composition (only computed when linked)."),
                      io.Video.Output("video", tooltip="The animation as a VIDEO rendered while it is saved, with the "
                                      "driving video's sound: memory stays that of one batch however long the clip "
                                      "(connect Save Video)."),
-                     io.Audio.Output("audio", tooltip="The driving video's sound, cut or padded to the animated "
-                                     "frames (none for driving frames): give it to Create Video with 'frames'.")],
+                     io.Audio.Output("audio", tooltip="The driving sound ('audio', else the driving video's), cut or "
+                                     "padded to the animated frames: give it to Create Video with 'frames'.")],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
@@ -72,13 +74,14 @@ class Animate(io.ComfyNode):
     @classmethod
     def execute(cls, model, source, mode="relative", reference_frame=0, best_frame=False, strength=1.0,
                 smoothing="off", smoothing_strength=0.5, fps=30.0, batch_size=8, allow_stretch=False, driving=None,
-                driving_video=None, output_size=0, upscale="flow", max_frames=0) -> io.NodeOutput:
+                driving_video=None, output_size=0, upscale="flow", max_frames=0, audio=None) -> io.NodeOutput:
         require_one_of(ANIMATE, {"driving": driving, "driving_video": driving_video})
         clip = pl.clip_of(driving, driving_video, name="driving", max_frames=max_frames)
-        audio = None
         if driving_video is None:
             clip.fps = float(fps)
-        else:
+        if audio is not None:
+            audio = pl.audio_track(audio)
+        elif driving_video is not None:
             audio = pl.driving_audio(driving_video)
         options = motion_options(mode, reference_frame, best_frame, strength, smoothing, smoothing_strength)
         run = dict(batch_size=batch_size, **options, **size_options(output_size, upscale))

@@ -91,7 +91,11 @@ def driving_audio(video) -> AudioTrack | None:
 
 def audio_track(audio: dict) -> AudioTrack:
     """ComfyUI's AUDIO (``{"waveform": [B,C,S], "sample_rate": int}``; the first batch item) -> :class:`AudioTrack`."""
-    return AudioTrack(audio["waveform"][0].detach().float().cpu().numpy(), int(audio["sample_rate"]))
+    waveform = audio.get("waveform") if isinstance(audio, dict) else None
+    if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3 or 0 in waveform.shape[:2]:
+        raise InputError(f"audio: expected ComfyUI's AUDIO (a waveform [batch, channels, samples] and a sample_rate), "
+                         f"got {type(audio).__name__} {tuple(getattr(waveform, 'shape', ()))}")
+    return AudioTrack(waveform[0].detach().float().cpu().numpy(), audio.get("sample_rate") or 0)
 
 
 def comfy_audio(track: AudioTrack | None) -> dict | None:
