@@ -14,6 +14,7 @@ import importlib.util
 import json
 import shutil
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -118,6 +119,18 @@ def test_load_video_with_sound_animate_save_video_over_the_api(comfy):
     embedded = json.loads(tags["prompt"])                        # as Save Video embeds it (plus ComfyUI's is_changed)
     assert {k: (v["class_type"], v["inputs"]) for k, v in embedded.items()} == \
         {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()}
+
+
+def test_wiring_mistake_is_refused_when_queued_naming_the_node(comfy):
+    prompt = json.loads((WORKFLOWS / "animate_basic_api.json").read_text())
+    del prompt["5"]["inputs"]["driving_video"]                   # neither driving nor driving_video
+    request = urllib.request.Request(comfy.url + "/prompt", data=json.dumps({"prompt": prompt}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request)
+    errors = json.load(info.value)["node_errors"]["5"]["errors"]
+    assert any("TPSMM Animate: connect exactly one of 'driving' (IMAGE) or 'driving_video' (VIDEO)" in e["details"]
+               for e in errors), errors
 
 
 @pytest.fixture(scope="module")
