@@ -1,18 +1,16 @@
 """tpsmm: Thin-Plate Spline Motion Model as a library, CLI and ComfyUI node pack.
 
-As a ComfyUI custom-node pack (this folder cloned into ``ComfyUI/custom_nodes/``),
-ComfyUI reads ``NODE_CLASS_MAPPINGS`` and ``NODE_DISPLAY_NAME_MAPPINGS`` from here. They are loaded
-on first access (PEP 562), so ``import tpsmm.core`` does not import the node pack; importing works
-without ComfyUI, and a broken node module fails loudly instead of registering nothing.
+As a ComfyUI custom-node pack (this folder cloned into ``ComfyUI/custom_nodes/``), ComfyUI's V3 loader
+calls :func:`comfy_entrypoint` and registers the nodes of :mod:`tpsmm.tpsmm_nodes` it returns. The nodes
+are imported only then, so ``import tpsmm`` (the library) works without ComfyUI.
 """
 __version__ = "0.1.0"
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "__version__"]
+__all__ = ["comfy_entrypoint", "__version__"]
 
 
-def __getattr__(name):
-    if name in ("NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"):
-        from . import tpsmm_nodes  # relative: ComfyUI imports this pack by file path
+async def comfy_entrypoint():
+    """ComfyUI's entry point for the pack: a ``ComfyExtension`` listing the TPSMM nodes."""
+    from .tpsmm_nodes import TPSMMExtension  # relative: ComfyUI imports this pack by file path
 
-        return getattr(tpsmm_nodes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return TPSMMExtension()

@@ -30,11 +30,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def missing(message: str) -> None:
-    """Skip the running test with ``message``, or fail it in CI (see the module docstring)."""
+def missing(message: str, *, module: bool = False) -> None:
+    """Skip the running test (``module``: the whole test module) with ``message``, or fail it in CI."""
     if in_ci():
         pytest.fail(f"{message} (CI=true: missing assets fail instead of skipping)", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=module)
 
 
 def comfyui_snapshot(path: Path) -> Path | None:
@@ -76,12 +76,13 @@ class Asset:
             return found
         return self.holds(self.beside)
 
-    def require(self) -> Path:
-        """The asset; skips the test (fails it in CI) with one line saying how to provide it."""
+    def require(self, *, module: bool = False) -> Path:
+        """The asset; skips the test (``module``: the test module) with one line saying how to provide it, or
+        fails it in CI."""
         found = self.find()
         if found is None:
             missing(f"{self.what} not found: set {self.variable} to {self.expects}, "
-                    f"or put it in ../{self.beside.relative_to(REPO.parent)} beside the clone")
+                    f"or put it in ../{self.beside.relative_to(REPO.parent)} beside the clone", module=module)
         return found
 
 

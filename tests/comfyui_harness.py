@@ -26,9 +26,10 @@ def free_port() -> int:
 
 
 class ComfyProcess:
-    """One headless ComfyUI server. ``url``, ``base`` (its base folder), ``log`` (its output file)."""
+    """One headless ComfyUI server. ``url``, ``base`` (its base folder), ``log`` (its output file); ``frontend``: serve
+    the installed web frontend (``comfyui-frontend-package``) instead of an empty page."""
 
-    def __init__(self, comfy: Path, base: Path, *, with_pack: bool = True):
+    def __init__(self, comfy: Path, base: Path, *, with_pack: bool = True, frontend: bool = False):
         self.base, self.port = base, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         for sub in ("custom_nodes", "empty-frontend", "models/tpsmm", "input"):
@@ -38,7 +39,7 @@ class ComfyProcess:
         self.log = base / "comfyui.log"
         cmd = [sys.executable, str(comfy / "main.py"), "--cpu", "--base-directory", str(base), "--listen", "127.0.0.1",
                "--port", str(self.port), "--database-url", "sqlite:///:memory:", "--disable-api-nodes",
-               "--front-end-root", str(base / "empty-frontend")]
+               *([] if frontend else ["--front-end-root", str(base / "empty-frontend")])]  # frontend: the pip one
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=base, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -82,6 +82,12 @@ def faces() -> Path:
 
 
 @pytest.fixture(scope="session")
+def talking(faces) -> Path:
+    """The talking clip with sound of the face assets (``talking.mp4``, 25 fps, AAC)."""
+    return faces / "talking.mp4"
+
+
+@pytest.fixture(scope="session")
 def detector(faces):
     """The YuNet face detector with the weights of the faces folder (nothing is downloaded)."""
     from tpsmm.core.face.detect import WEIGHTS_NAME, load_face_detector

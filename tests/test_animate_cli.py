@@ -83,15 +83,29 @@ def test_png_output_equals_python_api(cli, media, tmp_path, reference):
     assert got.shape == (N, 64, 64, 3) and np.abs(got - expected).max() <= 1  # channels_last rounding only
 
 
-def test_mp4_gif_progress_and_audio(cli, media, tmp_path):
+def test_mp4_gif_progress_and_sound_kept_by_default(cli, media, tmp_path):
     drv = write_clip(tmp_path / "talk.mp4", frames(N), audio=True)
-    rc, out, err = cli(tmp_path / "a.mp4", "--audio", driving=drv, batch=None)   # default batch (2 on the CPU)
+    rc, out, err = cli(tmp_path / "a.mp4", driving=drv, batch=None)   # default batch (2 on the CPU), sound kept
     assert rc == 0, err
-    assert "frame/s" in err and "100%" in err                       # tqdm progress bar with rate
+    assert "frame/s" in err and "100%" in err and "warning" not in err  # tqdm progress bar with rate
     info = probe_video(tmp_path / "a.mp4")
     assert (info.width, info.height, info.fps, info.frame_count, info.has_audio) == (64, 64, 10, N, True)
-    rc, _, err = cli(tmp_path / "a.gif", "--mode", "standard", "--quiet")
-    assert rc == 0 and read(tmp_path / "a.gif").shape == (N, 64, 64, 3)
+    rc, _, err = cli(tmp_path / "b.mp4", "--no-audio", "--quiet", driving=drv)
+    assert rc == 0 and not probe_video(tmp_path / "b.mp4").has_audio
+    rc, _, err = cli(tmp_path / "c.mp4", "--audio", "--quiet", driving=drv)          # the old flag still works
+    assert rc == 0 and probe_video(tmp_path / "c.mp4").has_audio and err == ""
+    rc, _, err = cli(tmp_path / "a.gif", "--mode", "standard", "--quiet", driving=drv)  # gif: no sound, no warning
+    assert rc == 0 and err == "" and read(tmp_path / "a.gif").shape == (N, 64, 64, 3)
+
+
+def test_asking_for_sound_that_cannot_be_kept_warns_in_plain_words(cli, media, tmp_path):
+    rc, _, err = cli(tmp_path / "silent.mp4", "--quiet")                         # silent driving clip: no warning
+    assert rc == 0 and err == "" and not probe_video(tmp_path / "silent.mp4").has_audio
+    for out, reason in (("a.mp4", "drv.mp4: has no sound; the video is written without sound"),
+                        ("a.gif", "a.gif: gif output cannot hold sound; the sound is left out")):
+        rc, _, err = cli(tmp_path / out, "--audio", "--quiet")
+        assert rc == 0 and err.strip().endswith(reason) and err.count("\n") == 1, err
+        assert "audio_from" not in err and err.startswith("tpsmm animate: warning: ")
 
 
 def test_existing_output_and_inputs_are_protected(cli, media, tmp_path):
@@ -233,18 +247,17 @@ def test_node_and_cli_give_the_same_frames(cli, media, tmp_path, monkeypatch):
     """TPSMM Animate (node) and `tpsmm animate` (written as lossless PNGs) agree to 1/255 for the same inputs and
     options: both render through the one pipeline."""
     from tpsmm.core.media.video import VideoReader
-    from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
+    call = pytest.importorskip("comfy_nodes", reason="no ComfyUI to import the nodes from").call
 
     rc, _, err = cli(tmp_path / "pngs", "--output-size", "96", "--reference-frame", "best", "--smooth", "ema",
                      "--quiet", batch=3)
     assert rc == 0, err
     cli_frames = torch.from_numpy(np.stack(list(VideoReader(tmp_path / "pngs")))).float() / 255
     monkeypatch.setenv("TPSMM_MODELS_DIR", str(media["dir"]))
-    loader, animate = NODES["TPSMM_LoadCheckpoint"](), NODES["TPSMM_Animate"]()
-    model = loader.load(ckpt_name="tiny.safetensors", device="cpu", dtype="fp32")[0]
+    model = call("TPSMM_LoadCheckpoint", ckpt_name="tiny.safetensors", device="cpu", dtype="fp32")[0]
     source = torch.from_numpy(load_image(media["src"]))[None]
     driving = torch.from_numpy(np.stack(list(VideoReader(media["drv"])))).float() / 255
-    node_frames = animate.animate(model=model, source=source, driving=driving, mode="relative", best_frame=True,
+    node_frames = call("TPSMM_Animate", model=model, source=source, driving=driving, mode="relative", best_frame=True,
                                   smoothing="ema", smoothing_strength=0.5, fps=10.0, batch_size=3,
                                   allow_stretch=True, output_size=96, upscale="flow")[0]
     assert node_frames.shape == cli_frames.shape == (N, 96, 96, 3)

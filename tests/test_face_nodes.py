@@ -11,15 +11,14 @@ import pytest
 import torch
 from conftest import make_tiny_model
 from test_face_track import in_canvas
-from test_nodes import InMemoryVideo
+from comfy_nodes import NODES, call
+from test_nodes import in_memory_video
 
 from tpsmm.core import FaceError, driving_box, find_face
 from tpsmm.core.face.detect import WEIGHTS_NAME, load_face_detector
 from tpsmm.core.media.image_io import save_image
 from tpsmm.core.media.video import VideoReader, VideoWriter, probe_video
 from tpsmm.core.model.checkpoint import save_checkpoint
-from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
-from tpsmm.tpsmm_nodes.nodes_crop import Crop
 from tpsmm.tpsmm_nodes.nodes_face import PREVIEW_COLOUR, FindFace
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
@@ -37,20 +36,19 @@ def comfy_models(tmp_path, monkeypatch, faces):
 
 
 def test_find_face_node_on_a_photo(comfy_models, detector, photo):
-    assert NODE_CLASS_MAPPINGS["TPSMM_FindFace"] is FindFace
-    assert NODE_DISPLAY_NAME_MAPPINGS["TPSMM_FindFace"] == "TPSMM Find Face"
+    assert NODES["TPSMM_FindFace"] is FindFace and FindFace.GET_SCHEMA().display_name == "TPSMM Find Face"
     image = photo("two_faces.png")
-    box, preview = FindFace().find(face_index=0, image=image[None])
+    box, preview = call("TPSMM_FindFace", face_index=0, image=image[None])
     assert box == find_face(image, index=0, detector=detector)
     assert preview.shape == (1, *image.shape)
     edge = preview[0, box.y + box.h // 2, max(box.x, 0)]                # left edge of the box, drawn
     assert torch.allclose(edge, torch.tensor(PREVIEW_COLOUR))
-    region, same = Crop().crop(image[None], box=box)
+    region, same = call("TPSMM_Crop", images=image[None], box=box)
     assert same == box and region.shape == (1, box.h, box.w, 3)
     with pytest.raises(FaceError, match=r"Find Face: image: face index 7 is out of range"):
-        FindFace().find(face_index=7, image=image[None])
+        call("TPSMM_FindFace", face_index=7, image=image[None])
     with pytest.raises(ValueError, match="connect exactly one of 'image'"):
-        FindFace().find()
+        call("TPSMM_FindFace")
 
 
 def test_find_face_node_on_a_clip(comfy_models, faces):
@@ -58,9 +56,9 @@ def test_find_face_node_on_a_clip(comfy_models, faces):
         clip = torch.from_numpy(np.stack(list(reader)))
     frames = in_canvas(clip).float() / 255
     expected = driving_box(frames, weights=faces / WEIGHTS_NAME)
-    box, preview = FindFace().find(image=frames)
+    box, preview = call("TPSMM_FindFace", image=frames)
     assert box == expected and preview.shape == (1, 720, 1280, 3)
-    box, _ = FindFace().find(video=InMemoryVideo(frames, fps=25.0))
+    box, _ = call("TPSMM_FindFace", video=in_memory_video(frames, fps=25.0))
     assert box == expected
 
 
@@ -73,4 +71,4 @@ def test_find_face_node_names_the_missing_weights(tmp_path, monkeypatch, photo):
                         lambda **kw: load_face_detector(**kw, download=False))
     with pytest.raises(FaceError, match=r"face detector weights not found: put yunet_final.pth .* or "
                                         r"models/facedetection, or pass --face-weights FILE"):
-        FindFace().find(image=photo("portrait.png")[None])
+        call("TPSMM_FindFace", image=photo("portrait.png")[None])

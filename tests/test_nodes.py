@@ -1,33 +1,35 @@
-"""ComfyUI node pack: schemas by ComfyUI's rules, and every node function on a tiny random model (no ComfyUI)."""
+"""ComfyUI node pack: V3 schemas by ComfyUI's own rules, one entry point, and every node on a tiny random model
+(ComfyUI's comfy_api imported from the snapshot; no server)."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from comfy_nodes import NODES, call
 from conftest import bf16_fallback, make_tiny_model
-from video_double import FileVideo
 
 import tpsmm
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core.media.crop import CropBox
 from tpsmm.core.model.structures import Keypoints, Motion
 from tpsmm.core.media.video import VideoWriter
-from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
-from tpsmm.tpsmm_nodes import NODE_DISPLAY_NAME_MAPPINGS as NAMES
 from tpsmm.tpsmm_nodes import comfy_compat
 from tpsmm.tpsmm_nodes.runtime import PlacedModel
+from comfy_api.latest import InputImpl, Types, io  # noqa: E402  (importable once comfy_nodes found ComfyUI)
 
-OPTION_KEYS = {"default", "min", "max", "step", "round", "display", "tooltip", "forceInput", "lazy", "rawLink",
-               "multiline", "placeholder", "label_on", "label_off", "control_after_generate", "options",
-               "image_upload", "video_upload", "dynamicPrompts", "socketless", "widgetType"}
-
-
-def call(node_id, **kwargs):
-    cls = NODES[node_id]
-    return getattr(cls(), cls.FUNCTION)(**kwargs)
+ROOT = Path(__file__).resolve().parents[1]
+CLASSIC_NAMES = {  # the ids and titles of the pack's classic (V1) version: saved workflows refer to them
+    "TPSMM_LoadCheckpoint": "TPSMM Load Checkpoint", "TPSMM_ExtractKeypoints": "TPSMM Extract Keypoints",
+    "TPSMM_EstimateMotion": "TPSMM Estimate Motion", "TPSMM_Generate": "TPSMM Generate",
+    "TPSMM_Animate": "TPSMM Animate", "TPSMM_DrawKeypoints": "TPSMM Draw Keypoints",
+    "TPSMM_VisualizeMotion": "TPSMM Visualize Motion", "TPSMM_Crop": "TPSMM Crop",
+    "TPSMM_PasteBack": "TPSMM Paste Back", "TPSMM_FindFace": "TPSMM Find Face"}
 
 
 @pytest.fixture(scope="module")
@@ -53,48 +55,42 @@ def images():
 
 
 # ------------------------------------------------------------------------------------------ schema
-@pytest.mark.parametrize("node_id", sorted(NODES))
-def test_schema_follows_comfyui_rules(node_id):
+@pytest.mark.parametrize("node_id", sorted(CLASSIC_NAMES))
+def test_v3_schema_declares_every_socket(node_id):
     cls = NODES[node_id]
-    types = cls.INPUT_TYPES()
-    json.dumps(types)  # /object_info must serialise it
-    assert set(types) <= {"required", "optional", "hidden"} and "required" in types
-    assert isinstance(cls.RETURN_TYPES, tuple) and all(isinstance(t, str) for t in cls.RETURN_TYPES)
-    for attr in ("RETURN_NAMES", "OUTPUT_TOOLTIPS"):
-        assert isinstance(getattr(cls, attr), tuple) and len(getattr(cls, attr)) == len(cls.RETURN_TYPES), attr
-    assert callable(getattr(cls, cls.FUNCTION))
-    params = inspect.signature(getattr(cls, cls.FUNCTION)).parameters
-    for section in ("required", "optional"):
-        for name, spec in types.get(section, {}).items():
-            assert isinstance(spec, tuple) and 1 <= len(spec) <= 2, name
-            kind, opts = spec[0], (spec[1] if len(spec) == 2 else {})
-            assert isinstance(kind, (str, list)) and isinstance(opts, dict), name
-            assert set(opts) <= OPTION_KEYS, (name, set(opts) - OPTION_KEYS)
-            assert name in params, f"{node_id}.{cls.FUNCTION} does not take {name}"
-            if section == "optional":
-                assert params[name].default is not inspect.Parameter.empty, name
-            assert opts.get("tooltip"), f"{node_id}.{name} has no tooltip"
-            if kind in ("INT", "FLOAT"):
-                assert opts["min"] <= opts["default"] <= opts["max"], name
-                assert isinstance(opts["default"], int if kind == "INT" else float), name
-            if isinstance(kind, list) and "default" in opts:
-                assert opts["default"] in kind, name
-            if kind == "COMBO" and "default" in opts:
-                assert opts["default"] in opts["options"], name
-    assert node_id.startswith("TPSMM_") and NAMES[node_id].startswith("TPSMM ")
-    assert cls.CATEGORY.startswith("TPSMM/") and cls.DESCRIPTION
+    assert issubclass(cls, io.ComfyNode)
+    schema = cls.GET_SCHEMA()                     # ComfyUI's own checks (unique ids, ...)
+    assert (schema.node_id, schema.display_name) == (node_id, CLASSIC_NAMES[node_id])
+    assert schema.category.startswith("TPSMM/") and schema.description
+    json.dumps(cls.GET_NODE_INFO_V1())            # /object_info must serialise it
+    params = inspect.signature(cls.execute).parameters
+    for i in schema.inputs:
+        assert i.tooltip, f"{node_id}.{i.id} has no tooltip"
+        assert i.id in params, f"{node_id}.execute does not take {i.id}"
+        if i.optional:
+            assert params[i.id].default is not inspect.Parameter.empty, i.id
+        if isinstance(i, (io.Int.Input, io.Float.Input)):
+            assert i.min <= i.default <= i.max and isinstance(i.default, int if isinstance(i, io.Int.Input) else float)
+        if isinstance(i, io.Combo.Input) and i.default is not None:
+            assert i.default in i.options, i.id
+    assert schema.outputs and all(o.tooltip and o.display_name for o in schema.outputs)
 
 
-def test_package_imports_without_comfyui_and_exposes_mappings():
-    assert not comfy_compat.in_comfyui()
-    assert tpsmm.NODE_CLASS_MAPPINGS is NODES and set(NAMES) == set(NODES)
-    assert {"TPSMM_MODEL", "TPSMM_KEYPOINTS", "TPSMM_MOTION"} <= {t for c in NODES.values() for t in c.RETURN_TYPES}
+def test_one_v3_entrypoint_and_no_classic_mappings():
+    extension = asyncio.run(tpsmm.comfy_entrypoint())
+    assert set(asyncio.run(extension.get_node_list())) == set(NODES.values()) and len(NODES) == len(CLASSIC_NAMES)
+    assert not comfy_compat.in_comfyui() and not hasattr(tpsmm, "NODE_CLASS_MAPPINGS")
+    sources = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and "tests" not in p.parts]
+    assert [p for p in sources if "NODE_CLASS_MAPPINGS" in p.read_text(encoding="utf-8")] == []
+    assert [p for p in sources if "def comfy_entrypoint" in p.read_text(encoding="utf-8")] == [ROOT / "__init__.py"]
+    custom = {o.io_type for c in NODES.values() for o in c.GET_SCHEMA().outputs}
+    assert {"TPSMM_MODEL", "TPSMM_KEYPOINTS", "TPSMM_MOTION", "TPSMM_CROP_BOX", "AUDIO"} <= custom
 
 
 def test_checkpoint_dropdown_lists_model_files(models_dir, monkeypatch):
     monkeypatch.setenv("TPSMM_MODELS_DIR", str(models_dir))
-    options = NODES["TPSMM_LoadCheckpoint"].INPUT_TYPES()["required"]["ckpt_name"][0]
-    assert options == ["sub/other.safetensors", "tiny.safetensors"]
+    ckpt = NODES["TPSMM_LoadCheckpoint"].GET_SCHEMA().inputs[0]
+    assert ckpt.id == "ckpt_name" and ckpt.options == ["sub/other.safetensors", "tiny.safetensors"]
 
 
 # ------------------------------------------------------------------------------------------ functions
@@ -151,7 +147,7 @@ def test_video_input_streams_like_the_image_batch(model, images, tmp_path):
     path = str(tmp_path / "drive.mp4")
     with VideoWriter(path, fps=10) as w:
         w.write(driving)
-    video = FileVideo(path=path)
+    video = InputImpl.VideoFromFile(path)
     kp_video = call("TPSMM_ExtractKeypoints", model=model, video=video, batch_size=2)[0]
     kp_images = call("TPSMM_ExtractKeypoints", model=model, images=video.get_components().images, batch_size=2)[0]
     assert kp_video.value.shape == (5, 10, 2)
@@ -204,28 +200,19 @@ def test_dtype_choice_runs_half_precision_engine(models_dir, monkeypatch, images
     assert a.dtype == torch.float32 and (a - b).abs().mean() < 0.05
 
 
-class InMemoryVideo:
-    """The parts of ComfyUI's VideoInput that the nodes use, for a video held in memory (no file to stream)."""
-
-    def __init__(self, images: torch.Tensor, fps: float) -> None:
-        self.images, self.fps = images, fps
-
-    def get_components(self):
-        return type("Components", (), {"images": self.images})()
-
-    def get_frame_rate(self):
-        return self.fps
-
-    def get_dimensions(self):
-        return self.images.shape[2], self.images.shape[1]
+def in_memory_video(images: torch.Tensor, fps: float):
+    """A VIDEO held in memory, as ComfyUI's Create Video makes it (no file to stream)."""
+    return InputImpl.VideoFromComponents(Types.VideoComponents(images=images, frame_rate=Fraction(fps)))
 
 
 def test_video_clip_falls_back_to_components():
     from tpsmm.tpsmm_nodes.steps import clip_of
 
     frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 48, 3), dtype=np.float32))
-    clip = clip_of(video=InMemoryVideo(frames, fps=10), name="driving")
-    assert (clip.fps, clip.size) == (10.0, (48, 32))
+    clip = clip_of(video=in_memory_video(frames, fps=10), name="driving")
+    assert (clip.fps, clip.size, clip.frame_count) == (10.0, (48, 32), 5)
     for _ in range(2):                                   # re-iterable: a second pass gives the same frames
         chunks = list(clip.batches(2))
         assert [c.shape[0] for c in chunks] == [2, 2, 1] and torch.equal(torch.cat(chunks), frames)
+    capped = clip_of(video=in_memory_video(frames, fps=10), name="driving", max_frames=3)
+    assert capped.frame_count == 3 and torch.equal(torch.cat(list(capped.batches(2))), frames[:3])

@@ -3,17 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from comfy_nodes import call, validate
 from conftest import make_tiny_model, tiny_model_config
 from safetensors.torch import save_file
 
 from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core import TPSMM
-from tpsmm.tpsmm_nodes import NODE_CLASS_MAPPINGS as NODES
-
-
-def call(node_id, **kwargs):
-    cls = NODES[node_id]
-    return getattr(cls(), cls.FUNCTION)(**kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +109,25 @@ def test_avd_without_avd_network(load):
 def test_other_wiring_mistakes(load):
     model = load("tiny.safetensors")
     img = torch.rand(1, 64, 64, 3)
-    expect(ValueError, "connect exactly one of 'images' or 'video'", call, "TPSMM_ExtractKeypoints", model=model)
-    expect(ValueError, "connect exactly one of 'driving'", call, "TPSMM_Animate", model=model, source=img)
+    expect(ValueError, "TPSMM Extract Keypoints: connect exactly one of 'images' \\(IMAGE\\) or 'video'", call,
+           "TPSMM_ExtractKeypoints", model=model)
+    expect(ValueError, "TPSMM Animate: connect exactly one of 'driving'", call, "TPSMM_Animate", model=model, source=img)
     expect(ValueError, "source: expected one image, got a batch of 2", call, "TPSMM_Animate", model=model,
            source=torch.rand(2, 64, 64, 3), driving=img)
     expect(ValueError, "reference_frame: 5 is outside the 1 driving frames", call, "TPSMM_Animate", model=model,
            source=img, driving=img, reference_frame=5)
     expect(ValueError, "lies outside the 64x64 image", call, "TPSMM_Crop", images=img, x=40, y=0, width=32, height=32)
     expect(ValueError, "values must lie in \\[0,1\\]", call, "TPSMM_ExtractKeypoints", model=model, images=img * 255)
+
+
+def test_wiring_mistakes_are_refused_when_the_prompt_is_queued():
+    """validate_inputs as ComfyUI calls it: linked inputs arrive as None, unlinked ones are left out."""
+    msg = "TPSMM Animate: connect exactly one of 'driving' (IMAGE) or 'driving_video' (VIDEO)"
+    assert validate("TPSMM_Animate", model=None, source=None) == msg
+    assert validate("TPSMM_Animate", model=None, source=None, driving=None, driving_video=None) == msg
+    assert validate("TPSMM_Animate", model=None, source=None, driving_video=None) is True
+    assert validate("TPSMM_ExtractKeypoints", model=None, images=None) is True
+    assert "TPSMM Extract Keypoints: connect exactly one" in validate("TPSMM_ExtractKeypoints", model=None)
+    assert validate("TPSMM_FindFace", image=None, video=None) == ("TPSMM Find Face: connect exactly one of 'image' "
+                                                                 "(IMAGE) or 'video' (VIDEO)")
+    assert validate("TPSMM_LoadCheckpoint", ckpt_name="gone.safetensors").startswith("checkpoint 'gone.safetensors'")

@@ -132,13 +132,13 @@ def test_audio_remux_and_transcode(tmp_path):
 
 def test_audio_missing_warns(tmp_path):
     src = make_clip(tmp_path / "silent.mp4", make_frames(3))
-    with pytest.warns(RuntimeWarning, match="no audio stream"):
+    with pytest.warns(RuntimeWarning, match="has no sound"):
         with VideoWriter(tmp_path / "o.mp4", fps=10, audio_from=src) as w:
             w.write(make_frames(3))
     assert audio_codec(tmp_path / "o.mp4") is None and probe_video(tmp_path / "o.mp4").frame_count == 3
-    with pytest.warns(RuntimeWarning, match="cannot hold audio"):
+    with pytest.warns(RuntimeWarning, match="cannot hold sound"):
         VideoWriter(tmp_path / "o.gif", fps=10, audio_from=src)
-    with pytest.raises(VideoError, match="audio_from file not found"):
+    with pytest.raises(VideoError, match="file not found"):
         VideoWriter(tmp_path / "x.mp4", fps=10, audio_from=tmp_path / "nope.mp4")
 
 

@@ -1,10 +1,13 @@
-"""TPSMM ComfyUI nodes (classic V1 API): thin classes over :mod:`tpsmm.core`.
+"""TPSMM ComfyUI nodes on ComfyUI's V3 schema (``comfy_api.latest``): thin classes over :mod:`tpsmm.core`.
 
-Socket types: ``TPSMM_MODEL`` (a loaded checkpoint), ``TPSMM_KEYPOINTS`` (:class:`~tpsmm.core.Keypoints`),
-``TPSMM_MOTION`` (:class:`~tpsmm.core.Motion`) and ``TPSMM_CROP_BOX`` (:class:`~tpsmm.core.media.crop.CropBox`).
-Importing this package works without ComfyUI; inside ComfyUI it registers the ``models/tpsmm`` folder.
+:data:`NODES` lists the node classes; :class:`TPSMMExtension` hands them to ComfyUI through the one
+``comfy_entrypoint`` of the pack (the repository root's ``__init__.py``). Socket types are declared in
+:mod:`.sockets`. Importing this package needs ComfyUI's ``comfy_api`` on ``sys.path`` (ComfyUI puts its
+root there); inside ComfyUI it registers the ``models/tpsmm`` folder.
 """
 from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
 
 from . import comfy_compat
 from .nodes_crop import Crop, PasteBack
@@ -16,30 +19,15 @@ from .nodes_visualize import DrawKeypoints, VisualizeMotion
 
 comfy_compat.register_model_folder()
 
-NODE_CLASS_MAPPINGS = {
-    "TPSMM_LoadCheckpoint": LoadCheckpoint,
-    "TPSMM_ExtractKeypoints": ExtractKeypoints,
-    "TPSMM_EstimateMotion": EstimateMotion,
-    "TPSMM_Generate": Generate,
-    "TPSMM_Animate": Animate,
-    "TPSMM_DrawKeypoints": DrawKeypoints,
-    "TPSMM_VisualizeMotion": VisualizeMotion,
-    "TPSMM_Crop": Crop,
-    "TPSMM_PasteBack": PasteBack,
-    "TPSMM_FindFace": FindFace,
-}
+NODES: list[type[io.ComfyNode]] = [LoadCheckpoint, ExtractKeypoints, EstimateMotion, Generate, Animate, DrawKeypoints,
+                                   VisualizeMotion, Crop, PasteBack, FindFace]
 
-NODE_DISPLAY_NAME_MAPPINGS = {
-    "TPSMM_LoadCheckpoint": "TPSMM Load Checkpoint",
-    "TPSMM_ExtractKeypoints": "TPSMM Extract Keypoints",
-    "TPSMM_EstimateMotion": "TPSMM Estimate Motion",
-    "TPSMM_Generate": "TPSMM Generate",
-    "TPSMM_Animate": "TPSMM Animate",
-    "TPSMM_DrawKeypoints": "TPSMM Draw Keypoints",
-    "TPSMM_VisualizeMotion": "TPSMM Visualize Motion",
-    "TPSMM_Crop": "TPSMM Crop",
-    "TPSMM_PasteBack": "TPSMM Paste Back",
-    "TPSMM_FindFace": "TPSMM Find Face",
-}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+class TPSMMExtension(ComfyExtension):
+    """The pack as ComfyUI's V3 loader sees it."""
+
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+__all__ = ["NODES", "TPSMMExtension"]

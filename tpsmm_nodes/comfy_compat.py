@@ -1,8 +1,9 @@
-"""The one place that talks to ComfyUI (``folder_paths``, ``comfy.utils``, ``comfy.model_management``).
+"""The one place that talks to a running ComfyUI (``folder_paths``, ``comfy.utils``, ``comfy.model_management``);
+the node classes themselves are built on ``comfy_api.latest`` (its ``io`` schema and VIDEO types).
 
-Inside ComfyUI (detected by ``folder_paths`` already being imported, which ComfyUI's ``main.py`` does
-before it loads custom nodes) every function defers to ComfyUI. Outside it (tests, ``tpsmm render``)
-plain fallbacks are used:
+Inside a ComfyUI process (detected by ``folder_paths`` and ``comfy.model_management`` being imported, which
+ComfyUI's ``main.py`` does before it loads custom nodes) every function defers to ComfyUI. Where only
+``comfy_api`` is importable (a script or test that calls the nodes without a server) plain fallbacks are used:
 
 * models: the folders in ``TPSMM_MODELS_DIR`` (``os.pathsep``-separated; ``tpsmm render --models-dir``
   sets it), plus ``./models/tpsmm`` if it exists; a checkpoint name may also be a path to a file;

@@ -5,11 +5,13 @@ import logging
 import warnings
 
 import torch
+from comfy_api.latest import io
 
 from ..core.model.checkpoint import CheckpointError
 from ..core import load_model
 from . import comfy_compat as cc
 from .runtime import PlacedModel
+from .sockets import Model
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 log = logging.getLogger("tpsmm")
@@ -34,35 +36,36 @@ def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
     return DTYPES[choice]
 
 
-class LoadCheckpoint:
-    DESCRIPTION = ("Loads a TPSMM checkpoint from models/tpsmm. Official .pth.tar files load safely "
-                   "(weights only) but slower; convert them once with `tpsmm convert`.")
-    CATEGORY = "TPSMM/loaders"
-    FUNCTION = "load"
-    RETURN_TYPES = ("TPSMM_MODEL",)
-    RETURN_NAMES = ("model",)
-    OUTPUT_TOOLTIPS = ("The loaded model: keypoint detector, dense motion, inpainting (and AVD if present).",)
+class LoadCheckpoint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TPSMM_LoadCheckpoint", display_name="TPSMM Load Checkpoint", category="TPSMM/loaders",
+            description="Loads a TPSMM checkpoint from models/tpsmm. Official .pth.tar files load safely "
+                        "(weights only) but slower; convert them once with `tpsmm convert`.",
+            inputs=[
+                io.Combo.Input("ckpt_name", options=cc.list_checkpoints(), tooltip="Checkpoint file in models/tpsmm "
+                               "(.safetensors; official .pth.tar files also load, with a warning)."),
+                io.Combo.Input("device", options=["auto", "cpu", "gpu"], default="auto", tooltip="Where the model "
+                               "runs: auto = ComfyUI's device, gpu = refuse to fall back to the CPU."),
+                io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto", tooltip="Compute "
+                               "precision (the sensitive steps always run in fp32): auto = fp32 on the CPU, "
+                               "bf16/fp16 on capable GPUs."),
+            ],
+            outputs=[Model.Output("model", tooltip="The loaded model: keypoint detector, dense motion, inpainting "
+                                                   "(and AVD if present).")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "ckpt_name": (cc.list_checkpoints(), {"tooltip": "Checkpoint file in models/tpsmm (.safetensors; "
-                                                             "official .pth.tar files also load, with a warning)."}),
-            "device": (["auto", "cpu", "gpu"], {"default": "auto", "tooltip": "Where the model runs: auto = "
-                                                "ComfyUI's device, gpu = refuse to fall back to the CPU."}),
-            "dtype": (["auto", "fp32", "fp16", "bf16"], {"default": "auto", "tooltip": "Compute precision (the "
-                      "sensitive steps always run in fp32): auto = fp32 on the CPU, bf16/fp16 on capable GPUs."}),
-        }}
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, ckpt_name):
+    def validate_inputs(cls, ckpt_name) -> bool | str:
         """Checked when the prompt is queued: a clear message instead of "value not in list"."""
         try:
             return ckpt_name is None or bool(cc.checkpoint_path(ckpt_name))
         except FileNotFoundError as exc:
             return str(exc)
 
-    def load(self, ckpt_name, device="auto", dtype="auto"):
+    @classmethod
+    def execute(cls, ckpt_name, device="auto", dtype="auto") -> io.NodeOutput:
         try:
             path = cc.checkpoint_path(ckpt_name)
         except FileNotFoundError as exc:
@@ -73,4 +76,5 @@ class LoadCheckpoint:
             model = load_model(path, device=offload, dtype=torch.float32)
         for w in caught:
             log.warning("TPSMM: %s", w.message)
-        return (PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run)),)
+        placed = PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run))
+        return io.NodeOutput(placed)

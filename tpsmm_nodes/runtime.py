@@ -25,7 +25,12 @@ from ..core import TPSMM
 from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
 
-__all__ = ["PlacedModel", "ComfyHooks", "on_device", "check_images", "check_aspect", "to_output"]
+__all__ = ["PlacedModel", "ComfyHooks", "on_device", "check_images", "check_one_image", "check_aspect", "to_output",
+           "UNLINKED", "one_of_error", "require_one_of"]
+
+UNLINKED = object()
+"""Default of the optional inputs a node's ``validate_inputs`` takes: ComfyUI passes a linked input as ``None``
+when it validates a prompt (the value does not exist yet) and leaves an unlinked one out."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,31 @@ def on_device(handle: PlacedModel, *, batch_size: int = 8, **options) -> Iterato
 def check_images(images, name: str) -> torch.Tensor:
     """An IMAGE ``[B,H,W,C]`` checked by the core's one validator (:func:`~tpsmm.core.media.images.check_user_images`)."""
     return check_user_images(images, name=name)
+
+
+def check_one_image(images, name: str) -> torch.Tensor:
+    """An IMAGE that must hold exactly one image (a source, a photo), checked like :func:`check_images`."""
+    images = check_images(images, name)
+    if images.shape[0] != 1:
+        raise InputError(f"{name}: expected one image, got a batch of {images.shape[0]} (pick one with Image From Batch)")
+    return images
+
+
+def one_of_error(node: str, linked: dict[str, bool], kinds: tuple[str, str] = ("IMAGE", "VIDEO")) -> str | None:
+    """The message for a node whose two alternative inputs (``linked``: name -> connected) are not exactly one,
+    else ``None``. Called by ``validate_inputs`` (when the prompt is queued) and :func:`require_one_of`."""
+    if sum(map(bool, linked.values())) == 1:
+        return None
+    (a, b), (ka, kb) = list(linked), kinds
+    return f"{node}: connect exactly one of '{a}' ({ka}) or '{b}' ({kb})"
+
+
+def require_one_of(node: str, values: dict, kinds: tuple[str, str] = ("IMAGE", "VIDEO")) -> str:
+    """The name of the one connected input among ``values`` (``None`` = not connected); else :class:`InputError`."""
+    message = one_of_error(node, {k: v is not None for k, v in values.items()}, kinds)
+    if message:
+        raise InputError(message)
+    return next(k for k, v in values.items() if v is not None)
 
 
 def check_aspect(source_wh: tuple[int, int], driving_wh: tuple[int, int], *, allow_stretch: bool) -> None:

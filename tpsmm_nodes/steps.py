@@ -7,20 +7,23 @@ copies; inputs are never modified.
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Iterator
 
 import torch
+from comfy_api.latest import InputImpl
 
 from ..core.animation.driving import DrivingFrames
 from ..core.animation.pipeline import AnimationPipeline
+from ..core.media.audio import AudioTrack, read_audio
 from ..core.media.images import InputError
 from ..core.model.container import ModelError
 from ..core.model.structures import Keypoints, Motion
-from .runtime import check_aspect, check_images, to_output
+from .runtime import check_aspect, check_images, check_one_image, to_output
 
-__all__ = ["clip_of", "extract_keypoints", "estimate_motion", "generate", "animate", "animate_batches", "dense_motion",
-           "video_size"]
+__all__ = ["clip_of", "driving_audio", "audio_track", "comfy_audio", "extract_keypoints", "estimate_motion", "generate",
+           "animate", "animate_batches", "dense_motion", "video_size"]
 
 
 def video_size(video) -> tuple[int, int]:
@@ -29,13 +32,18 @@ def video_size(video) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _file_of(video) -> str | io.BytesIO | None:
+    """The file behind a VIDEO that Load Video made (a path, or the bytes of an upload); ``None`` for frames in memory."""
+    return video.get_stream_source() if isinstance(video, InputImpl.VideoFromFile) else None
+
+
 def _video_batches(video, n: int) -> Iterator[torch.Tensor]:
     """Stream a ComfyUI VIDEO as float IMAGE chunks ``[b,H,W,3]``.
 
     A video file is decoded one batch at a time (memory: one chunk); videos held in memory
     (``VideoFromComponents``, uploads kept as bytes) fall back to ``get_components()``.
     """
-    source = video.get_stream_source() if hasattr(video, "get_stream_source") else None
+    source = _file_of(video)
     if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
         with DrivingFrames.from_video(source) as clip:
             yield from clip.batches(n)
@@ -45,14 +53,56 @@ def _video_batches(video, n: int) -> Iterator[torch.Tensor]:
         yield images[start:start + n]
 
 
-def clip_of(images=None, video=None, *, name: str, inputs: tuple[str, str] = ("images", "video")) -> DrivingFrames:
-    """A :class:`DrivingFrames` over an IMAGE batch or a ComfyUI VIDEO (exactly one of the node's ``inputs``)."""
-    if (images is None) == (video is None):
-        raise InputError(f"{name}: connect exactly one of '{inputs[0]}' (IMAGE) or '{inputs[1]}' (VIDEO)")
+def _capped(batches, cap: int | None):
+    """``batches`` (``n -> iterator``) that stop after ``cap`` frames (``None``: all)."""
+    def capped(n: int) -> Iterator[torch.Tensor]:
+        left = cap
+        for batch in batches(n):
+            if left is not None and batch.shape[0] >= left:
+                yield batch[:left]
+                return
+            left = None if left is None else left - batch.shape[0]
+            yield batch
+    return capped
+
+
+def clip_of(images=None, video=None, *, name: str, max_frames: int = 0) -> DrivingFrames:
+    """A :class:`DrivingFrames` over an IMAGE batch or a ComfyUI VIDEO (the one the node's
+    :func:`~tpsmm.tpsmm_nodes.runtime.require_one_of` found), cut after ``max_frames`` frames (0: all).
+
+    A VIDEO's frame count comes from its container (``get_frame_count``), never from decoding the clip."""
+    cap = int(max_frames) or None
     if video is None:
-        return DrivingFrames.from_tensor(check_images(images, name), name=name)
-    return DrivingFrames.from_batches(lambda n: _video_batches(video, n), fps=float(video.get_frame_rate()),
-                                      size=video_size(video), name=name)
+        return DrivingFrames.from_tensor(check_images(images, name)[:cap], name=name)
+    count = int(video.get_frame_count())
+    return DrivingFrames.from_batches(_capped(lambda n: _video_batches(video, n), cap),
+                                      fps=float(video.get_frame_rate()), size=video_size(video),
+                                      frame_count=min(count, cap or count), name=name)
+
+
+def driving_audio(video) -> AudioTrack | None:
+    """The sound of a ComfyUI VIDEO, sample 0 with its first frame (``None`` without sound; damaged sound warns)."""
+    source = _file_of(video)
+    if source is not None:
+        return read_audio(source, name=os.path.basename(source) if isinstance(source, str) else "driving video")
+    audio = video.get_components().audio
+    return None if audio is None else audio_track(audio)
+
+
+def audio_track(audio: dict) -> AudioTrack:
+    """ComfyUI's AUDIO (``{"waveform": [B,C,S], "sample_rate": int}``; the first batch item) -> :class:`AudioTrack`."""
+    waveform = audio.get("waveform") if isinstance(audio, dict) else None
+    if not isinstance(waveform, torch.Tensor) or waveform.ndim != 3 or 0 in waveform.shape[:2]:
+        raise InputError(f"audio: expected ComfyUI's AUDIO (a waveform [batch, channels, samples] and a sample_rate), "
+                         f"got {type(audio).__name__} {tuple(getattr(waveform, 'shape', ()))}")
+    return AudioTrack(waveform[0].detach().float().cpu().numpy(), audio.get("sample_rate") or 0)
+
+
+def comfy_audio(track: AudioTrack | None) -> dict | None:
+    """:class:`AudioTrack` -> ComfyUI's AUDIO dict (``waveform`` ``[1,C,S]`` float32 CPU)."""
+    if track is None:
+        return None
+    return {"waveform": torch.from_numpy(track.samples.copy())[None], "sample_rate": track.sample_rate}
 
 
 def extract_keypoints(pipeline: AnimationPipeline, clip: DrivingFrames, *, name: str) -> Keypoints:
@@ -100,10 +150,7 @@ def animate(pipeline: AnimationPipeline, source, clip: DrivingFrames, *, allow_s
 def animate_batches(pipeline: AnimationPipeline, source, clip: DrivingFrames, *,
                     allow_stretch: bool) -> Iterator[torch.Tensor]:
     """:func:`animate` one batch at a time: float ``[b,Ho,Wo,3]`` CPU frames, never the whole clip."""
-    source = check_images(source, "source")
-    if source.shape[0] != 1:
-        raise InputError(f"source: expected one image, got a batch of {source.shape[0]} "
-                         "(pick one with Image From Batch)")
+    source = check_one_image(source, "source")
     if pipeline.options.crop is None and pipeline.options.driving_crop is None:
         check_aspect((source.shape[2], source.shape[1]), clip.size, allow_stretch=allow_stretch)
     for out in pipeline.run(source, clip):

@@ -25,7 +25,8 @@ from ..media.image_io import load_image
 from .face_args import EPILOG as FACE_EPILOG
 from .face_args import add_face_arguments, crop_arg, resolve_crops
 from ..media.outputs import check_outputs
-from ..media.video import VideoWriter
+from ..media.audio_copy import AUDIO_CODEC
+from ..media.video import VideoWriter, output_kind, probe_video
 from ..media.visualize import flow_to_rgb, occlusion_to_rgb
 from ..model.structures import MODES
 from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
@@ -132,7 +133,9 @@ def register(sub) -> None:
     a("--draw-kp", action="store_true", help="draw the keypoints (one colour per TPS)")
     a("--save-flow", metavar="PATH", help="also write the coloured dense motion as a video")
     a("--save-occlusion", metavar="PATH", help="also write the occlusion mask as a video")
-    a("--audio", action="store_true", help="copy the driving clip's audio track (mp4/webm)")
+    a("--audio", action=argparse.BooleanOptionalAction, default=None,
+      help="keep the driving clip's sound in an .mp4/.webm --out (the default; --no-audio drops it; --audio also "
+           "warns when there is no sound to keep)")
     a("--max-frames", type=int, help="stop after this many driving frames")
     a("--max-pixels", type=int, metavar="N", help="largest driving frame (width x height) a video may declare "
       "(default 40000000, about 8K; 0 = no limit): guards against decompression bombs")
@@ -238,6 +241,14 @@ class _Progress(Hooks):
             self.bar = None
 
 
+def _keeps_sound(args) -> bool:
+    """Copy the driving clip's sound into --out? Yes by default when both can carry it; ``--audio`` asks even where
+    they cannot (the writer then warns why there is none), ``--no-audio`` never."""
+    if args.audio is None:
+        return output_kind(args.out) in AUDIO_CODEC and probe_video(args.driving).has_audio
+    return args.audio
+
+
 def _run(args, tqdm) -> int:
     outputs = dict(_check_args(args))
     device = resolve_device(args.device, what="--device")
@@ -260,7 +271,7 @@ def _run(args, tqdm) -> int:
         stack.callback(progress.close)
         fps, size = clip.fps, (model.config.image_size,) * 2
         main = stack.enter_context(VideoWriter(outputs["--out"], fps=fps, overwrite=args.overwrite,
-                                               audio_from=args.driving if args.audio else None))
+                                               audio_from=args.driving if _keeps_sound(args) else None))
         extra = {flag: stack.enter_context(VideoWriter(outputs[flag], fps=fps, overwrite=args.overwrite))
                  for flag in ("--save-flow", "--save-occlusion") if flag in outputs}
         for out in pipeline.run(source, clip):

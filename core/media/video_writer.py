@@ -32,7 +32,8 @@ import numpy as np
 from PIL import Image
 
 from .atomic import UnsafeOutputError, check_replaceable, sibling_temp_path
-from .audio_copy import AUDIO_CODEC, AudioCopy
+from .audio import AudioTrack
+from .audio_copy import AUDIO_CODEC, AudioCopy, AudioEncode
 from .image_io import VideoError, to_uint8_frames
 
 __all__ = ["SUPPORTED_OUTPUTS", "output_kind", "owned_png_folder", "VideoWriter"]
@@ -83,13 +84,18 @@ class VideoWriter:
             container — aac/mp3/alac/ac3 in mp4, opus/vorbis in webm — else transcoded to aac /
             opus), cut at the video's end. A file without audio only warns; gif and png folders
             ignore audio with a warning.
+        audio: or encode this :class:`~tpsmm.core.media.audio.AudioTrack` (aac / opus), cut or padded with
+            silence to the video's end (sample 0 plays with frame 0).
+        metadata: container tags of an mp4/webm (``{key: text}``; mp4 keeps any key, as ComfyUI's Save Video
+            writes its ``prompt`` and ``workflow``).
 
     Attributes:
         frames_written: frames accepted by :meth:`write` so far.
     """
 
     def __init__(self, path: str | os.PathLike, *, fps: float, overwrite: bool = False,
-                 audio_from: str | os.PathLike | None = None):
+                 audio_from: str | os.PathLike | None = None, audio: AudioTrack | None = None,
+                 metadata: dict[str, str] | None = None):
         self.kind = output_kind(path)
         self.path = os.fspath(path).rstrip("/" + os.sep) if self.kind == "png-folder" else os.fspath(path)
         if not isinstance(fps, (int, float, Fraction)) or not math.isfinite(float(fps)) or fps <= 0:
@@ -100,16 +106,18 @@ class VideoWriter:
         if codec is not None and codec not in av.codecs_available:
             raise VideoError(f"{self.path}: this PyAV build has no '{codec}' encoder for .{self.kind} output")
         self._check_destination()
+        if audio_from is not None and audio is not None:
+            raise ValueError("audio_from and audio: give at most one sound source")
         self.audio_from = None if audio_from is None else os.fspath(audio_from)
-        if self.audio_from is not None:
-            if not os.path.isfile(self.audio_from):
-                raise VideoError(f"{self.audio_from}: audio_from file not found")
-            if self.kind == "null":
-                self.audio_from = None
-            elif self.kind not in AUDIO_CODEC:
-                warnings.warn(f"{self.path}: {self.kind} output cannot hold audio; audio_from ignored",
+        self.audio = audio
+        self.metadata = {str(k): str(v) for k, v in (metadata or {}).items()}
+        if self.audio_from is not None and not os.path.isfile(self.audio_from):
+            raise VideoError(f"{self.audio_from}: file not found (the sound was to come from it)")
+        if (self.audio_from is not None or audio is not None) and self.kind not in AUDIO_CODEC:
+            if self.kind != "null":
+                warnings.warn(f"{self.path}: {self.kind} output cannot hold sound; the sound is left out",
                               RuntimeWarning, stacklevel=2)
-                self.audio_from = None
+            self.audio_from, self.audio = None, None
         self.frames_written = 0
         self._state, self._tmp, self._container, self._stream, self._audio = "new", None, None, None, None
         self._shape: tuple[int, int] | None = None
@@ -160,8 +168,9 @@ class VideoWriter:
             self._tmp = sibling_temp_path(self.path, directory=True)
             return
         self._tmp = sibling_temp_path(self.path)
-        options = {"movflags": "+faststart"} if self.kind == "mp4" else {}
+        options = {"movflags": "+faststart+use_metadata_tags"} if self.kind == "mp4" else {}
         self._container = av.open(self._tmp, "w", format=self.kind, options=options)
+        self._container.metadata.update(self.metadata)
         s = self._stream = self._container.add_stream(_VIDEO_CODEC[self.kind], rate=self._rate)
         if self.kind == "mp4":
             h, w = h + h % 2, w + w % 2
@@ -171,6 +180,8 @@ class VideoWriter:
         s.width, s.height, s.pix_fmt = w, h, "pal8" if self.kind == "gif" else "yuv420p"
         if self.audio_from is not None:
             self._audio = AudioCopy(self.audio_from, self._container, self.kind)
+        elif self.audio is not None:
+            self._audio = AudioEncode(self.audio, self._container, self.kind)
 
     def _encode(self, frame: np.ndarray) -> None:
         i = self.frames_written
