@@ -3,7 +3,6 @@ encoded next to them in sync; missing or damaged sound never stops a video from 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import av
 import numpy as np
