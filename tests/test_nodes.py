@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_one_v3_entrypoint_and_no_classic_mappings():
     extension = asyncio.run(tpsmm.comfy_entrypoint())
     assert set(asyncio.run(extension.get_node_list())) == set(NODES.values()) and len(NODES) == len(CLASSIC_NAMES)
     assert not comfy_compat.in_comfyui() and not hasattr(tpsmm, "NODE_CLASS_MAPPINGS")
-    sources = [p for p in ROOT.rglob("*.py") if ".venv" not in p.parts and "tests" not in p.parts]
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    sources = [ROOT / p for p in tracked if not p.startswith("tests/")]              # what a clone of the pack holds
     assert [p for p in sources if "NODE_CLASS_MAPPINGS" in p.read_text(encoding="utf-8")] == []
     assert [p for p in sources if "def comfy_entrypoint" in p.read_text(encoding="utf-8")] == [ROOT / "__init__.py"]
     custom = {o.io_type for c in NODES.values() for o in c.GET_SCHEMA().outputs}
