@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,6 +20,7 @@ import torch
 from ..core.animation.options import AnimationOptions
 from ..core.animation.pipeline import AnimationPipeline, Hooks
 from ..core.media.images import InputError, check_user_images
+from ..core.media.size import check_aspect
 from ..core import TPSMM
 from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
@@ -90,16 +90,6 @@ def on_device(handle: PlacedModel, *, batch_size: int = 8, **options) -> Iterato
 def check_images(images, name: str) -> torch.Tensor:
     """An IMAGE ``[B,H,W,C]`` checked by the core's one validator (:func:`~tpsmm.core.media.images.check_user_images`)."""
     return check_user_images(images, name=name)
-
-
-def check_aspect(source_wh: tuple[int, int], driving_wh: tuple[int, int], *, allow_stretch: bool) -> None:
-    """Refuse a source and driving video of different shapes (both get stretched to the model's square)."""
-    (sw, sh), (dw, dh) = source_wh, driving_wh
-    if allow_stretch or abs(math.log((sw / sh) / (dw / dh))) < 0.02:
-        return
-    raise InputError(f"source is {sw}x{sh} but the driving frames are {dw}x{dh}: different shapes are stretched "
-                     "differently to the model's square and distort the motion; crop both to the same aspect ratio "
-                     "(e.g. with TPSMM Crop) or enable allow_stretch")
 
 
 def to_output(x):

@@ -15,6 +15,7 @@ import torch
 from ..core.animation.driving import DrivingFrames
 from ..core.animation.pipeline import AnimationPipeline
 from ..core.media.images import InputError
+from ..core.media.size import Size
 from ..core.model.container import ModelError
 from ..core.model.structures import Keypoints, Motion
 from .runtime import check_aspect, check_images, to_output
@@ -23,10 +24,10 @@ __all__ = ["clip_of", "extract_keypoints", "estimate_motion", "generate", "anima
            "video_size"]
 
 
-def video_size(video) -> tuple[int, int]:
-    """``(width, height)`` of a ComfyUI VIDEO (``VideoInput``)."""
+def video_size(video) -> Size:
+    """The :class:`~tpsmm.core.media.size.Size` of a ComfyUI VIDEO (``VideoInput.get_dimensions`` is width first)."""
     w, h = video.get_dimensions()
-    return int(w), int(h)
+    return Size(int(h), int(w))
 
 
 def _video_batches(video, n: int) -> Iterator[torch.Tensor]:
@@ -105,6 +106,6 @@ def animate_batches(pipeline: AnimationPipeline, source, clip: DrivingFrames, *,
         raise InputError(f"source: expected one image, got a batch of {source.shape[0]} "
                          "(pick one with Image From Batch)")
     if pipeline.options.crop is None and pipeline.options.driving_crop is None:
-        check_aspect((source.shape[2], source.shape[1]), clip.size, allow_stretch=allow_stretch)
+        check_aspect(Size.of_image(source), clip.size, allow_stretch=allow_stretch)
     for out in pipeline.run(source, clip):
         yield out.frames

@@ -46,6 +46,7 @@ class StreamedAnimation(_Base):
     def check(self) -> None:
         """The checks the pipeline would make on its first batch, made now so the error names TPSMM Animate."""
         from ..core.model import ModelError
+        from ..core.media.size import Size
         from .runtime import check_aspect, check_images
 
         source = check_images(self.source, "source")
@@ -56,7 +57,7 @@ class StreamedAnimation(_Base):
             raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
                              "or use mode 'relative')")
         if not self.run_options.get("crop") and not self.run_options.get("driving_crop"):
-            check_aspect((source.shape[2], source.shape[1]), self.clip.size, allow_stretch=self.allow_stretch)
+            check_aspect(Size.of_image(source), self.clip.size, allow_stretch=self.allow_stretch)
 
     def batches(self) -> Iterator[torch.Tensor]:
         """Float ``[b,Ho,Wo,3]`` CPU batches, rendered one at a time."""

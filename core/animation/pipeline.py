@@ -21,6 +21,7 @@ from typing import Iterator
 import torch
 
 from ..media.images import InputError, check_user_images
+from ..media.size import Size
 from ..model.container import ModelError
 from ..model.structures import Keypoints, Motion
 from ..device import resolve_dtype
@@ -28,7 +29,7 @@ from .compose import Composer
 from ..media.crop import crop
 from .driving import DrivingFrames
 from .engine import AnimationEngine
-from .motion import MotionTransfer, best_reference_frame
+from .motion import MotionTransfer, best_reference_frame, require_avd_network
 from .options import AnimationOptions, default_batch_size
 from .results import Hooks, RenderedFrames
 from .smoothing import make_filter
@@ -59,11 +60,10 @@ class AnimationPipeline:
     def __init__(self, model, options: AnimationOptions | None = None, *, hooks: Hooks | None = None) -> None:
         self.model, self.options, self.hooks = model, options or AnimationOptions(), hooks or Hooks()
         o = self.options
-        if o.mode == "avd" and model.avd_network is None:
-            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
-                             "or use mode 'relative')")
+        if o.mode == "avd":
+            require_avd_network(model.avd_network)
         if o.background and model.bg_predictor is None:
-            raise ModelError("background: this checkpoint has no background motion predictor")
+            raise ModelError("this checkpoint has no background motion predictor", field="background")
         device = model.device
         self.engine = AnimationEngine(model, batch_size=o.batch_size or default_batch_size(device.type),
                                       dtype=None if o.dtype is None else resolve_dtype(o.dtype, device),
@@ -121,7 +121,7 @@ class AnimationPipeline:
         ref, t = self.options.reference_frame, kp_driving.shape[0]
         ref = best_reference_frame(kp_source.cpu(), kp_driving.cpu()) if ref == "best" else ref
         if not -t <= ref < t:
-            raise ModelError(f"reference_frame: {ref} is outside the {t} driving frames")
+            raise ModelError(f"{ref} is outside the {t} driving frames", field="reference_frame")
         self.hooks._call("on_reference", ref % t)
         return ref % t
 
@@ -149,8 +149,8 @@ class AnimationPipeline:
             o.crop.clip(photo.shape[1], photo.shape[0])     # must overlap the photo; a part outside is padded
         frame = self._model_frames(photo, "source", box=o.crop, single=True)
         kp = self.engine.detect(frame) if kp_source is None else kp_source.to(self.model.device, torch.float32)
-        out_hw = (o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size
-        composer = Composer(photo=photo, box=o.crop, feather=o.feather, out_hw=out_hw or (size, size),
+        out_size = Size(o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size
+        composer = Composer(photo=photo, box=o.crop, feather=o.feather, out_size=out_size or Size(size, size),
                             upscale=o.upscale, model_size=size, kp_source=kp, device=self.model.device)
         return _Source(frame=frame, kp=kp, cache=self.engine.cache_source(frame), composer=composer)
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from ..media.errors import FieldError
 from ..media.images import to_model_layout
 from ..networks.avd import AVDNetwork
 from ..networks.bg_motion import BGLucasKanade, BGMotionPredictor
@@ -25,7 +26,7 @@ __all__ = ["TPSMMNetworks", "NETWORKS", "ModelError"]
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor", "avd_network")
 
 
-class ModelError(ValueError):
+class ModelError(FieldError):
     """A request the loaded model cannot serve (missing network, foreign keypoints, bad mode)."""
 
 
