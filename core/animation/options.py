@@ -136,6 +136,11 @@ class AnimationOptions:
         return tuple(dict.fromkeys((self.view, *self.extra_views)))
 
     @property
+    def needs_driving_frames(self) -> bool:
+        """Whether rendering needs the driving frames besides their keypoints (background motion, side-by-side)."""
+        return self.background or any(v.startswith("side-by-side") for v in self.views)
+
+    @property
     def two_pass(self) -> bool:
         """Whether every driving keypoint is needed before the first frame can be rendered."""
         return self.mode == "relative" and self.reference_frame != 0
