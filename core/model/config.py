@@ -19,6 +19,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..geometry.lucas_kanade import MOTION_MODELS
+from ..networks.backbone import BACKBONES
 from .recipe import AVDTrainConfig, ConfigError, DatasetConfig, TrainConfig
 
 __all__ = [
@@ -29,8 +31,8 @@ __all__ = [
 
 #: Background-motion models: the released learned predictor, or a robust Lucas-Kanade fit (no weights).
 BG_MOTIONS = ("predictor", "lk")
-#: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6).
-LK_MOTION_MODELS = ("translation", "zoom", "similarity", "affine")
+#: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6): the geometry's own list.
+LK_MOTION_MODELS = tuple(MOTION_MODELS)
 
 
 #: Upper bounds of integer model fields (others 8192): far above any sensible model, too low to allocate gigabytes.
@@ -94,8 +96,8 @@ class ModelConfig:
             if value > _MODEL_BOUNDS.get(name, 8192):
                 raise ConfigError(f"model config: {name} {value} is beyond any sane TPSMM "
                                   f"(at most {_MODEL_BOUNDS.get(name, 8192)})")
-        if self.backbone not in ("resnet18", "small"):
-            raise ConfigError(f"model config: backbone must be 'resnet18' or 'small', got {self.backbone!r}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"model config: backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.bg_motion not in BG_MOTIONS:
             raise ConfigError(f"model config: bg_motion must be one of {', '.join(BG_MOTIONS)}, got {self.bg_motion!r}")
         if self.bg_lk_model not in LK_MOTION_MODELS:

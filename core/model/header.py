@@ -21,6 +21,29 @@ MAX_PARAMETERS = 2_000_000_000
 """More parameters than this (8 GB of float32) is refused as not a TPSMM checkpoint (the release has ~60 M)."""
 
 
+def split_key(key: str, *, source: str) -> tuple[str, str]:
+    """The one reading of a checkpoint key: ``"kp_detector.down.0.weight"`` -> ``("kp_detector", "down.0.weight")``;
+    ``ValueError`` naming ``source`` for a key outside the known network prefixes (:data:`NETWORKS`)."""
+    net, _, rest = key.partition(".")
+    if net not in NETWORKS or not rest:
+        raise ValueError(f"{source}: unexpected tensor {key!r} (not under a known network prefix)")
+    return net, rest
+
+
+def fit_config(config: ModelConfig, networks) -> tuple[ModelConfig, bool, bool]:
+    """The background rule, in one place: which optional networks a file with ``networks`` (names) builds.
+
+    Returns ``(config, with_bg, with_avd)``: a measured (``lk``) background has no weights, so it is there
+    whenever the config asks for it; a learned one only when the file holds ``bg_predictor`` tensors (else
+    the config's ``bg`` is switched off). The AVD network is there when the file holds it.
+    """
+    names = set(networks)
+    with_bg = "bg_predictor" in names or (config.bg and config.bg_motion == "lk")
+    if config.bg and not with_bg:
+        config = config.replace(bg=False)
+    return config, with_bg, "avd_network" in names
+
+
 def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """``{network: {key: shape}}`` read from the safetensors header of ``path`` (no tensor data is read).
 
@@ -29,9 +52,7 @@ def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     out: dict[str, dict[str, tuple[int, ...]]] = {}
     with safe_open(path, framework="pt") as f:
         for key in f.keys():
-            net, _, rest = key.partition(".")
-            if net not in NETWORKS or not rest:
-                raise ValueError(f"{path}: unexpected tensor {key!r} (not under a known network prefix)")
+            net, rest = split_key(key, source=path)
             out.setdefault(net, {})[rest] = tuple(f.get_slice(key).get_shape())
     return out
 
@@ -50,10 +71,8 @@ def check_header_shapes(config: ModelConfig, found: dict[str, dict[str, tuple[in
     total = sum(math.prod(s) for group in found.values() for s in group.values())
     if total > MAX_PARAMETERS:
         raise ValueError(f"{source}: holds {total:,} parameters, more than any TPSMM ({MAX_PARAMETERS:,} at most)")
-    with_bg = "bg_predictor" in found or (config.bg and config.bg_motion == "lk")
-    if config.bg and not with_bg:
-        config = config.replace(bg=False)
-    want = expected_shapes(config, with_bg=with_bg, with_avd="avd_network" in found)
+    config, with_bg, with_avd = fit_config(config, found)
+    want = expected_shapes(config, with_bg=with_bg, with_avd=with_avd)
     for net, tensors in found.items():
         if net not in want:
             raise ValueError(f"{source}: has {net} tensors, which its config does not use")
