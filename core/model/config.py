@@ -23,17 +23,14 @@ from ..geometry.lucas_kanade import MOTION_MODELS
 from ..networks.backbone import BACKBONES
 from .recipe import AVDTrainConfig, ConfigError, DatasetConfig, TrainConfig
 
-__all__ = [
-    "ConfigError", "ModelConfig", "TrainConfig", "AVDTrainConfig", "DatasetConfig", "Config",
-    "PRESETS", "get_preset", "load_config",
-]
+__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "AVDTrainConfig", "DatasetConfig", "Config", "PRESETS",
+           "get_preset", "load_config"]
 
 
 #: Background-motion models: the released learned predictor, or a robust Lucas-Kanade fit (no weights).
 BG_MOTIONS = ("predictor", "lk")
 #: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6): the geometry's own list.
 LK_MOTION_MODELS = tuple(MOTION_MODELS)
-
 
 #: Upper bounds of integer model fields (others 8192): far above any sensible model, too low to allocate gigabytes.
 _MODEL_BOUNDS = {"num_tps": 64, "num_channels": 4, "gen_num_down_blocks": 6, "dm_num_blocks": 8, "image_size": 4096,
