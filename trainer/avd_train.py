@@ -28,7 +28,7 @@ from ..core import load_model
 from ..core.model.config import AVDTrainConfig, Config, load_config
 from ..core import TPSMM
 from ..core.networks.avd import AVDNetwork
-from .distributed import chunk_seed
+from .distributed import chunk_seed, training_device
 from .overrides import apply_overrides
 from .run_dir import RunError, RunFiles
 
@@ -204,7 +204,7 @@ def train_avd_command(args) -> int:
     changes = {k: v for k, v in (("batch_size", args.batch_size), ("num_repeats", args.num_repeats),
                                  ("num_epochs", args.epochs)) if v is not None}
     config = dataclasses.replace(config, train_avd=dataclasses.replace(config.train_avd, **changes))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = training_device(args.device)
     model = load_model(args.checkpoint, device=device, config=args.config if is_official_path(args.checkpoint)
                        else None)
     config = dataclasses.replace(config, model=model.config)
