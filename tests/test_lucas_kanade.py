@@ -1,4 +1,4 @@
-"""Robust Lucas-Kanade background motion (core/lucas_kanade.py) and the ``bg_motion="lk"`` model option."""
+"""Robust Lucas-Kanade background motion (core/geometry/lucas_kanade.py) and the ``bg_motion="lk"`` model option."""
 from __future__ import annotations
 
 import math

@@ -4,8 +4,9 @@ Inside ComfyUI (detected by ``folder_paths`` already being imported, which Comfy
 before it loads custom nodes) every function defers to ComfyUI. Outside it (tests, ``tpsmm render``)
 plain fallbacks are used:
 
-* models: the folders in ``TPSMM_MODELS_DIR`` (``os.pathsep``-separated; ``tpsmm render --models-dir``
-  sets it), plus ``./models/tpsmm`` if it exists; a checkpoint name may also be a path to a file;
+* models: the folders in ``TPSMM_MODELS_DIR`` (``os.pathsep``-separated, set by the user; ``tpsmm render
+  --models-dir`` does not set it: it hands its folder to the ComfyUI it starts through an extra model paths
+  file), plus ``./models/tpsmm`` if it exists; a checkpoint name may also be a path to a file;
 * devices: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; outputs stay on the CPU;
 * progress: a no-op bar; interruption: nothing to check (Ctrl+C raises ``KeyboardInterrupt``).
 

@@ -220,7 +220,7 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
     """Reconstruct every test video from its first frame and measure L1 (see the module docstring).
 
     Args:
-        model: a :class:`~tpsmm.core.model.TPSMM` (put in eval mode for the run, restored after).
+        model: a :class:`~tpsmm.core.TPSMM` (put in eval mode for the run, restored after).
         data_dir: ``ROOT`` with ``test/``, or a folder of videos to evaluate whole.
         out_dir: folder for videos, PNGs and ``report.json``; ``None`` writes nothing.
         batch_size: frames per forward pass. use_bg: use the background predictor when present.

@@ -3,7 +3,7 @@
 A run folder ``RUN_DIR`` holds::
 
     run.json                          # config, options and data settings of the run
-    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.model.checkpoint.load_model)
+    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.load_model)
     checkpoints/00001000.state.safetensors   # optimisers, schedulers, counters, RNG states
     latest.json                       # the newest complete checkpoint pair (replaced atomically, last)
     model.safetensors                 # the final model, written when training ends
@@ -57,7 +57,7 @@ _BUILD = object()  # Trainer(reconstruction=...) default: build it from the opti
 
 
 class Trainer:
-    """Train a :class:`~tpsmm.core.model.TPSMM` on a data set of :class:`~tpsmm.trainer.data.FramePair` items.
+    """Train a :class:`~tpsmm.core.TPSMM` on a data set of :class:`~tpsmm.trainer.data.FramePair` items.
 
     Args:
         config: model + recipe. ``config.train.batch_size`` is the **global** batch (as released: 28 split
