@@ -168,9 +168,10 @@ def _box(crop):
     return None if crop == FACE else crop
 
 
-def options_from_args(args: argparse.Namespace, device: torch.device) -> AnimationOptions:
-    """The :class:`AnimationOptions` of ``tpsmm animate``'s flags on ``device`` (errors name the flag); a crop
-    given as ``face`` is left out until :func:`~tpsmm.core.cli.face_args.resolve_crops` has found the box."""
+def options_from_args(args: argparse.Namespace, *, dtype: torch.dtype) -> AnimationOptions:
+    """The :class:`AnimationOptions` of ``tpsmm animate``'s flags with ``dtype`` (``--dtype`` resolved for the
+    device); errors name the flag. A crop given as ``face`` is left out until
+    :func:`~tpsmm.core.cli.face_args.resolve_crops` has found the box."""
     try:
         return AnimationOptions(
             mode=args.mode, reference_frame=args.reference_frame, strength=args.strength, smoothing=args.smooth,
@@ -178,7 +179,7 @@ def options_from_args(args: argparse.Namespace, device: torch.device) -> Animati
             feather=args.feather,
             output_size=args.output_size, upscale=args.upscale, side_by_side=args.side_by_side, draw_kp=args.draw_kp,
             with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch_size,
-            dtype=resolve_dtype(args.dtype, device, what="--dtype"), channels_last=args.channels_last,
+            dtype=dtype, channels_last=args.channels_last,
             compile=args.compile)
     except ValueError as exc:
         raise _flagged(exc) from None
@@ -233,7 +234,9 @@ class _Progress(Hooks):
 
 def _run(args, tqdm) -> int:
     device = resolve_device(args.device, what="--device")
-    options = options_from_args(args, device)                        # every option rule, before any work
+    dtype = resolve_dtype(args.dtype, device, what="--dtype")
+    options = options_from_args(args, dtype=dtype)                   # every option rule, before any work
+    progress = _Progress(tqdm, args.quiet)
     outputs = dict(_check_args(args))
     source = torch.from_numpy(load_image(args.source))
     args.crop, args.driving_crop = resolve_crops(args, source)     # 'face' -> a CropBox
@@ -241,7 +244,6 @@ def _run(args, tqdm) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")            # the .pth.tar conversion hint is not news here
         model = load_model(args.checkpoint, device=device, image_size=args.size)
-    progress = _Progress(tqdm, args.quiet)
     pipeline = AnimationPipeline(model, options, hooks=progress)     # refuses what the model cannot do
     with contextlib.ExitStack() as stack:
         clip = stack.enter_context(DrivingFrames.from_video(

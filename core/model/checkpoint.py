@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
 from .container import NETWORKS, TPSMMNetworks
-from .header import check_header_shapes, fit_config, read_header_shapes, split_key
+from .header import check_header_shapes, read_header_shapes, split_key
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
            "infer_model_config", "build_model", "load_network", "convert_official", "load_networks", "is_official_path",
@@ -187,8 +187,7 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
     missing = [n for n in REQUIRED if n not in groups]
     if missing:
         raise CheckpointError(f"{source}: missing network(s) {', '.join(missing)}")
-    config, with_bg, with_avd = fit_config(config, groups)
-    model = cls(config, with_bg=with_bg, with_avd=with_avd)
+    model = cls.for_networks(config, groups)
     for net, sd in groups.items():
         load_network(getattr(model, net), sd, name=net, source=source)
     return model

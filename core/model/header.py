@@ -30,20 +30,6 @@ def split_key(key: str, *, source: str) -> tuple[str, str]:
     return net, rest
 
 
-def fit_config(config: ModelConfig, networks) -> tuple[ModelConfig, bool, bool]:
-    """The background rule, in one place: which optional networks a file with ``networks`` (names) builds.
-
-    Returns ``(config, with_bg, with_avd)``: a measured (``lk``) background has no weights, so it is there
-    whenever the config asks for it; a learned one only when the file holds ``bg_predictor`` tensors (else
-    the config's ``bg`` is switched off). The AVD network is there when the file holds it.
-    """
-    names = set(networks)
-    with_bg = "bg_predictor" in names or (config.bg and config.bg_motion == "lk")
-    if config.bg and not with_bg:
-        config = config.replace(bg=False)
-    return config, with_bg, "avd_network" in names
-
-
 def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """``{network: {key: shape}}`` read from the safetensors header of ``path`` (no tensor data is read).
 
@@ -57,10 +43,11 @@ def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     return out
 
 
-def expected_shapes(config: ModelConfig, *, with_bg: bool, with_avd: bool) -> dict[str, dict[str, tuple[int, ...]]]:
-    """``{network: {key: shape}}`` of a :class:`TPSMMNetworks` for ``config``, built on the meta device (no memory)."""
+def expected_shapes(config: ModelConfig, networks) -> dict[str, dict[str, tuple[int, ...]]]:
+    """``{network: {key: shape}}`` of the :class:`TPSMMNetworks` that ``config`` and a file holding ``networks``
+    (names) build (:meth:`TPSMMNetworks.for_networks`), made on the meta device (no memory)."""
     with torch.device("meta"):
-        model = TPSMMNetworks(config, with_bg=with_bg, with_avd=with_avd)
+        model = TPSMMNetworks.for_networks(config, networks)
     return {name: {k: tuple(v.shape) for k, v in getattr(model, name).state_dict().items()}
             for name in model.present_networks()}
 
@@ -71,8 +58,7 @@ def check_header_shapes(config: ModelConfig, found: dict[str, dict[str, tuple[in
     total = sum(math.prod(s) for group in found.values() for s in group.values())
     if total > MAX_PARAMETERS:
         raise ValueError(f"{source}: holds {total:,} parameters, more than any TPSMM ({MAX_PARAMETERS:,} at most)")
-    config, with_bg, with_avd = fit_config(config, found)
-    want = expected_shapes(config, with_bg=with_bg, with_avd=with_avd)
+    want = expected_shapes(config, found)
     for net, tensors in found.items():
         if net not in want:
             raise ValueError(f"{source}: has {net} tensors, which its config does not use")
