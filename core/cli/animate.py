@@ -154,7 +154,8 @@ def _check_args(args) -> list[tuple[str, str]]:
 
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
          "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
-         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype"}
+         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype",
+         "face_weights": "--face-weights"}
 """Field of the core (an :class:`AnimationOptions` field) -> the flag that sets it: the one place where
 errors that name a field are made to name the flag (:meth:`FieldError.renamed`)."""
 
