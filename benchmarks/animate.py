@@ -245,8 +245,9 @@ def main() -> None:
                  f"{args.repeats} interleaved round(s).", "", *table]
         if args.device == "cpu":
             lines += ["", "High-resolution output on generated data (model 256², output 1024², "
-                      "`benchmarks/hires_case.synthetic_case`): PSNR against the full-resolution ground truth (16 px border "
-                      "ignored) and gradient energy (mean squared luminance gradient, 8-bit units; higher = sharper).",
+                      "`benchmarks/hires_case.synthetic_case`): PSNR against the full-resolution ground truth "
+                      "(16 px border ignored) and gradient energy (mean squared luminance gradient, 8-bit units; "
+                      "higher = sharper).",
                       "", "| method | PSNR (dB) | gradient energy |", "|---|---|---|", *quality.hires_rows()]
             if os.path.exists(os.path.join(HERE, "..", "assets", "demo", "model.safetensors")):
                 lines += ["", *quality.demo_rows()]

@@ -11,7 +11,7 @@ from tpsmm.core.geometry.coords import make_coordinate_grid
 from tpsmm.core.animation.hires import render_hires, upsample_flow, upscale_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from hires_case import gradient_energy, psnr, synthetic_case  # noqa: E402  (the measuring kit lives with the benchmarks)
+from hires_case import gradient_energy, psnr, synthetic_case  # noqa: E402  (the kit lives with the benchmarks)
 
 
 def test_flow_upscaling_beats_bicubic_against_full_resolution_truth():

@@ -17,7 +17,8 @@ from torch.utils.data import Sampler
 
 from ..core.device import resolve_device
 
-__all__ = ["DistInfo", "training_device", "init_distributed", "shutdown_distributed", "StepSampler", "mix_seed", "chunk_seed", "all_reduce_sum"]
+__all__ = ["DistInfo", "training_device", "init_distributed", "shutdown_distributed", "StepSampler", "mix_seed",
+           "chunk_seed", "all_reduce_sum"]
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ class Trainer:
         self._split_batches()
         self.files = RunFiles(options.out_dir, is_main=self.dist.is_main)
         self._build_model(resume)
-        self.optimizer, self.scheduler, self.optimizer_bg, self.scheduler_bg = build_optimizers(self.model, config.train)
+        (self.optimizer, self.scheduler,
+         self.optimizer_bg, self.scheduler_bg) = build_optimizers(self.model, config.train)
         self.amp_dtype, self.scaler = training_precision(options.amp, self.dist.device)
         self.step = self.epoch = self.in_epoch = 0
         self.last_checkpoint: str | None = None

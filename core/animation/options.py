@@ -56,8 +56,9 @@ class AnimationOptions:
         crop: region of the source photo to animate; the result is pasted back into the whole photo.
         feather: width in pixels of the paste-back blend.
         driving_crop: region of every driving frame to use (cropped before the model resize).
-        output_size: :class:`~tpsmm.core.media.size.Size` ``(height, width)`` (or an int, a square) of the animated frames (of the crop box when ``crop`` is set:
-            then ``None`` means the box's own size); ``None`` = the model size.
+        output_size: :class:`~tpsmm.core.media.size.Size` ``(height, width)`` (an int: a square) of the animated
+            frames (of the crop box when ``crop`` is set: then ``None`` means the box's own size); ``None`` = the
+            model size.
         upscale: how to reach an output larger than the model: ``flow`` (warp the full-resolution source
             with the upsampled motion) or ``bicubic``.
     Outputs:

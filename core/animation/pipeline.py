@@ -99,7 +99,8 @@ class AnimationPipeline:
                   if first is not None and len(value) == 1 else None)
         return Keypoints(value=value, model_id=self.model.model_id, frames=frames)
 
-    def _keypoint_pass(self, clip: DrivingFrames, *, name: str, smooth=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _keypoint_pass(self, clip: DrivingFrames, *, name: str,
+                       smooth=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The one keypoint pass over a clip -> ``(keypoints, first)``: keypoints ``[T,5K,2]`` on the CPU
         (each batch passed through ``smooth`` when given); ``first`` the frame ``[1,H,W,3]`` when the clip
         is a single frame, else ``None``."""

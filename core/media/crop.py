@@ -64,7 +64,8 @@ class CropBox:
                 raise ValueError
             x, y, w, h = (int(p) for p in parts)
         except ValueError:
-            raise FieldError(f"expected four integers x,y,w,h (e.g. 600,120,512,512), got {text!r}", field=field) from None
+            raise FieldError(f"expected four integers x,y,w,h (e.g. 600,120,512,512), got {text!r}",
+                             field=field) from None
         if w <= 0 or h <= 0 or x < 0 or y < 0:
             raise FieldError(f"x,y must be >= 0 and w,h > 0, got {text!r}", field=field)
         return cls(x=x, y=y, w=w, h=h)

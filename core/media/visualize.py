@@ -154,7 +154,8 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
 
     Args:
         panels: each ``[B_i, H_i, W_i, 3]`` (or ``[H, W, 3]``) with ``B_i`` equal to 1 or the common
-            batch ``B``. Each is resized (antialiased bicubic, the ``picture`` policy; aspect kept) to the first panel's height.
+            batch ``B``. Each is resized (antialiased bicubic, the ``picture`` policy; aspect kept) to the first
+            panel's height.
 
     Returns:
         ``[B, H, sum(W_i'), 3]`` float32 on the first panel's device.

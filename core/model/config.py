@@ -50,7 +50,8 @@ class ModelConfig:
     num_channels: int = 3
     bg: bool = True
     # how the background affine is found: "predictor" (the released learned BG motion predictor) or "lk"
-    # (a robust Lucas-Kanade fit of one ``bg_lk_model`` warp to the frame pair; no weights, see core/geometry/lucas_kanade.py)
+    # (a robust Lucas-Kanade fit of one ``bg_lk_model`` warp to the frame pair; no weights, see
+    # core/geometry/lucas_kanade.py)
     bg_motion: str = "predictor"
     bg_lk_model: str = "similarity"
     multi_mask: bool = True
