@@ -18,7 +18,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="model checkpoint (.safetensors or release .pth.tar)")
     parser.add_argument("--data", required=True, help="ROOT with test/, or a folder of test videos")
     parser.add_argument("--out", help="output folder (default: reconstruction/ next to the checkpoint)")
-    parser.add_argument("--batch", dest="batch_size", type=int, default=8, help="frames per forward pass (default 8)")
+    parser.add_argument("--batch", dest="batch_size", metavar="BATCH", type=int, default=8,
+                        help="frames per forward pass (default 8)")
     parser.add_argument("--no-bg", action="store_true", help="do not use the background predictor")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
     parser.add_argument("--no-videos", action="store_true", help="only write report.json")

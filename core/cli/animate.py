@@ -103,8 +103,8 @@ def register(sub) -> None:
     a("--device", choices=DEVICE_CHOICES, default="auto", help="default: cuda or mps if present, else cpu")
     a("--dtype", choices=DTYPE_NAMES, default="float32",
       help="compute precision (on a CPU without native bfloat16, float32 is used with a warning)")
-    a("--batch-size", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
-                                 "bigger batches are no faster)")
+    a("--batch-size", type=int, metavar="BATCH",
+      help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where bigger batches are no faster)")
     a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
       help="channels_last convolutions (default on)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
