@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .core import AnimationOptions, AnimationPipeline, DrivingFrames, load_model
+    from .core.animation.writing import write_rendered
     from .core.media.image_io import load_image
     from .core.media.video import VideoWriter
     from .core.device import resolve_device
@@ -80,11 +81,9 @@ def run(args: argparse.Namespace) -> int:
     source = torch.from_numpy(load_image(ASSETS / "source.png"))
     with contextlib.ExitStack() as stack:
         clip = stack.enter_context(DrivingFrames.from_video(ASSETS / "driving.mp4"))
-        writers = {view: stack.enter_context(VideoWriter(os.path.join(args.out, name), fps=clip.fps,
-                                                         overwrite=args.overwrite))
-                   for name, view in OUTPUTS.items()}
-        for out in AnimationPipeline(model, options).run(source, clip):
-            for view, writer in writers.items():
-                writer.write(out.views[view])
+        writers = [(view, stack.enter_context(VideoWriter(os.path.join(args.out, name), fps=clip.fps,
+                                                          overwrite=args.overwrite)))
+                   for name, view in OUTPUTS.items()]
+        write_rendered(AnimationPipeline(model, options).run(source, clip), writers)
     print(f"demo done in {time.perf_counter() - start:.1f} s: {', '.join(OUTPUTS)} in {args.out}", file=sys.stderr)
     return 0

@@ -129,10 +129,10 @@ def machine() -> str:
 
 def make_inputs(size: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """A smooth textured source and a driving clip whose content drifts and scales a little."""
-    from tpsmm.core.animation.hires import _texture
+    from hires_case import texture
     from tpsmm.core.geometry.coords import make_coordinate_grid
 
-    tex = _texture(size, seed)
+    tex = texture(size, seed)
     grid = make_coordinate_grid(size, size)[None]
     clip = []
     for t in range(frames):
@@ -245,8 +245,9 @@ def main() -> None:
                  f"{args.repeats} interleaved round(s).", "", *table]
         if args.device == "cpu":
             lines += ["", "High-resolution output on generated data (model 256², output 1024², "
-                      "`hires.synthetic_case`): PSNR against the full-resolution ground truth (16 px border "
-                      "ignored) and gradient energy (mean squared luminance gradient, 8-bit units; higher = sharper).",
+                      "`benchmarks/hires_case.synthetic_case`): PSNR against the full-resolution ground truth "
+                      "(16 px border ignored) and gradient energy (mean squared luminance gradient, 8-bit units; "
+                      "higher = sharper).",
                       "", "| method | PSNR (dB) | gradient energy |", "|---|---|---|", *quality.hires_rows()]
             if os.path.exists(os.path.join(HERE, "..", "assets", "demo", "model.safetensors")):
                 lines += ["", *quality.demo_rows()]

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import os
 
+import sys
+
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hires_case import gradient_energy, psnr as psnr_b, synthetic_case  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def hires_rows() -> list[str]:
-    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b, render_hires, synthetic_case, upscale_frames
+    from tpsmm.core.animation.hires import render_hires, upscale_frames
 
     c = synthetic_case(256, 1024)
     hi = render_hires(c["source"], c["generated"], c["deformation"], c["occlusion"], size=1024)
@@ -26,7 +31,6 @@ def demo_rows() -> list[str]:
     import numpy as np
 
     from tpsmm.core import AnimationOptions, AnimationPipeline, load_model
-    from tpsmm.core.animation.hires import gradient_energy, psnr as psnr_b
     from tpsmm.core.media.video import VideoReader
     from tpsmm.core.device import cpu_has_native_bf16
 

@@ -30,8 +30,7 @@ import torch
 
 from tpsmm.core.model.config import Config, ModelConfig, TrainConfig, get_preset
 from tpsmm.core.media.video_writer import VideoWriter
-from tpsmm.trainer.cli import _dataset
-from tpsmm.trainer.data import read_frames, scan_videos
+from tpsmm.trainer.data import read_frames, scan_videos, training_dataset
 from tpsmm.trainer.loop import Trainer, TrainOptions
 from tpsmm.trainer.losses import find_vgg_weights
 from tpsmm.trainer.synthetic.dataset import make_dataset
@@ -67,7 +66,7 @@ def run_variant(name: str, cfg: Config, data: str, out: str, *, device: str, ste
     repeats = -(-total * cfg.train.batch_size // 16)  # one epoch covers the whole measurement
     train = TrainConfig(**{**cfg.train.__dict__, "num_repeats": repeats})
     cfg = Config(name=cfg.name, model=cfg.model, dataset=cfg.dataset, train=train)
-    dataset = _dataset(cfg, data, cache_frames=cache, seed=0, num_repeats=repeats)
+    dataset = training_dataset(cfg, data, cache_frames=cache, seed=0, num_repeats=repeats)
     opts = TrainOptions(out_dir=out, max_steps=total, amp=amp, device=device, checkpoint_every=0, vis_every=0,
                         recon_loss=recon, vgg_weights=vgg, workers=workers, progress=False, tensorboard=False)
     t0 = time.perf_counter()

@@ -229,7 +229,7 @@ def test_bad_inputs_give_one_line_errors(cli, media, tmp_path):
         (dict(), ["--crop", "50,40,60,50"], "crop box 50,40,60,50 lies outside the 100x80 image"),
         (dict(ckpt=media["no_avd"]), ["--mode", "avd"], "has no AVD network"),
         (dict(), ["--reference-frame", "40"], "--reference-frame: 40 is outside the 8 driving frames"),
-        (dict(), ["--mode", "standard", "--strength", "2"], "only apply to --mode relative"),
+        (dict(), ["--mode", "standard", "--strength", "2"], "--strength: applies to mode 'relative' only"),
         (dict(), ["--crop", "1,2,3"], "expected four integers"),
     ]
     for kw, extra, message in cases:

@@ -139,9 +139,9 @@ def test_make_filter():
     assert isinstance(make_filter("ema", 0.25, fps=25), EMAFilter) and make_filter("ema", 0.25, fps=25).alpha == 0.75
     f = make_filter("one-euro", 0.5, fps=30)
     assert isinstance(f, OneEuroFilter) and f.min_cutoff == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="--smooth-strength"):
+    with pytest.raises(ValueError, match="^smoothing_strength: "):
         make_filter("ema", 1.0, fps=25)
-    with pytest.raises(ValueError, match="--smooth"):
+    with pytest.raises(ValueError, match="^smoothing: "):
         make_filter("kalman", 0.5, fps=25)
 
 

@@ -44,7 +44,7 @@ def test_weights_lookup_order(tmp_path, monkeypatch, faces):
 
 def test_weights_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(FaceError, match=r"--face-weights: no such file: .*nope\.pth"):
+    with pytest.raises(FaceError, match=r"^face_weights: no such file: .*nope\.pth"):
         load_face_detector(tmp_path / "nope.pth")
     with pytest.raises(FaceError) as err:
         load_face_detector(search_dirs=[str(tmp_path / "facedetection")], download=False)

@@ -7,7 +7,7 @@ import torch
 
 from tpsmm.core.model.config import ModelConfig, TrainConfig, get_preset
 from tpsmm.core.geometry.tps import RandomTPS
-from tpsmm.trainer.full_model import background_active, dropout_probability
+from tpsmm.trainer.batch_losses import background_active, dropout_probability
 from tpsmm.trainer.losses import (ImagePyramid, L1SSIMLoss, LossSetupError, PerceptualLoss, VGG19Features,
                                   background_loss, build_reconstruction_loss, equivariance_loss, find_vgg_weights,
                                   warp_loss)

@@ -1,4 +1,4 @@
-"""Robust Lucas-Kanade background motion (core/lucas_kanade.py) and the ``bg_motion="lk"`` model option."""
+"""Robust Lucas-Kanade background motion (core/geometry/lucas_kanade.py) and the ``bg_motion="lk"`` model option."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ from tpsmm.core.model.checkpoint import save_checkpoint
 from tpsmm.core import load_model
 from tpsmm.core.model.config import Config, ConfigError, TrainConfig
 from tpsmm.core.geometry.coords import make_coordinate_grid
-from tpsmm.core.geometry.lucas_kanade import MOTION_MODELS, estimate_global_motion
+from tpsmm.core.geometry.lucas_kanade import estimate_global_motion
 from tpsmm.core import TPSMM
 from tpsmm.core.networks.bg_motion import BGLucasKanade, BGMotionPredictor
 
@@ -119,10 +119,6 @@ def test_bad_input(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         estimate_global_motion(args.pop("source"), args.pop("driving"), **args)
-
-
-def test_every_config_motion_model_exists():
-    assert set(MOTION_MODELS) == set(__import__("tpsmm.core.model.config", fromlist=["x"]).LK_MOTION_MODELS)
 
 
 @pytest.mark.parametrize("field, value", [("bg_motion", "flow"), ("bg_lk_model", "homography")])

@@ -213,7 +213,7 @@ def test_video_clip_falls_back_to_components():
 
     frames = torch.from_numpy(np.random.default_rng(0).random((5, 32, 48, 3), dtype=np.float32))
     clip = clip_of(video=in_memory_video(frames, fps=10), name="driving")
-    assert (clip.fps, clip.size, clip.frame_count) == (10.0, (48, 32), 5)
+    assert (clip.fps, clip.size, clip.frame_count) == (10.0, (32, 48), 5)      # Size(height, width)
     for _ in range(2):                                   # re-iterable: a second pass gives the same frames
         chunks = list(clip.batches(2))
         assert [c.shape[0] for c in chunks] == [2, 2, 1] and torch.equal(torch.cat(chunks), frames)

@@ -141,7 +141,7 @@ def test_driving_crop_is_what_the_model_sees(model, clip):
 def test_options_are_checked_when_made(field, value, message):
     with pytest.raises(ValueError, match=message):
         AnimationOptions(**{field: value})
-    with pytest.raises(ValueError, match="only apply to mode 'relative'"):
+    with pytest.raises(ValueError, match="^strength: applies to mode 'relative' only"):
         AnimationOptions(mode="standard", strength=2.0)
 
 
@@ -164,7 +164,7 @@ def test_driving_frames_from_a_video_stream_twice(tmp_path):
     with VideoWriter(tmp_path / "clip", fps=12) as w:                          # a PNG folder: lossless
         w.write(frames)
     with DrivingFrames.from_video(tmp_path / "clip") as clip:
-        assert (clip.size, clip.frame_count) == ((48, 32), 5)
+        assert (clip.size, clip.frame_count) == ((32, 48), 5)        # Size(height, width)
         for _ in range(2):
             got = torch.cat(list(clip.batches(2)))
             assert torch.equal(got, torch.from_numpy(frames).float() / 255)

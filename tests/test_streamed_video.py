@@ -50,8 +50,9 @@ def test_streamed_video_matches_the_frames_and_renders_batch_by_batch(model, set
     assert audio is None                                        # the driving clip has no sound
     torch.testing.assert_close(video.get_components().images, frames)
     sizes = []
-    real = steps.animate_batches
-    monkeypatch.setattr(steps, "animate_batches", lambda *a, **k: (sizes.append(b.shape[0]) or b for b in real(*a, **k)))
+    real = steps.animate_rendered
+    monkeypatch.setattr(steps, "animate_rendered",
+                        lambda *a, **k: (sizes.append(b.frames.shape[0]) or b for b in real(*a, **k)))
     video.save_to(str(tmp_path / "out.mp4"))
     assert sizes == [3, 3, 1]                                   # never more than one batch at a time
     info = probe_video(str(tmp_path / "out.mp4"))

@@ -5,8 +5,9 @@ Inside a ComfyUI process (detected by ``folder_paths`` and ``comfy.model_managem
 ComfyUI's ``main.py`` does before it loads custom nodes) every function defers to ComfyUI. Where only
 ``comfy_api`` is importable (a script or test that calls the nodes without a server) plain fallbacks are used:
 
-* models: the folders in ``TPSMM_MODELS_DIR`` (``os.pathsep``-separated; ``tpsmm render --models-dir``
-  sets it), plus ``./models/tpsmm`` if it exists; a checkpoint name may also be a path to a file;
+* models: the folders in ``TPSMM_MODELS_DIR`` (``os.pathsep``-separated, set by the user; ``tpsmm render
+  --models-dir`` does not set it: it hands its folder to the ComfyUI it starts through an extra model paths
+  file), plus ``./models/tpsmm`` if it exists; a checkpoint name may also be a path to a file;
 * devices: ``cuda:<LOCAL_RANK>`` when CUDA is available, else ``cpu``; outputs stay on the CPU;
 * progress: a no-op bar; interruption: nothing to check (Ctrl+C raises ``KeyboardInterrupt``).
 

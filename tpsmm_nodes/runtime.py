@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,6 +20,7 @@ import torch
 from ..core.animation.options import AnimationOptions
 from ..core.animation.pipeline import AnimationPipeline, Hooks
 from ..core.media.images import InputError, check_user_images
+from ..core.media.size import check_aspect
 from ..core import TPSMM
 from ..core.model.structures import Keypoints, Motion
 from . import comfy_compat as cc
@@ -99,10 +99,7 @@ def check_images(images, name: str) -> torch.Tensor:
 
 def check_one_image(images, name: str) -> torch.Tensor:
     """An IMAGE that must hold exactly one image (a source, a photo), checked like :func:`check_images`."""
-    images = check_images(images, name)
-    if images.shape[0] != 1:
-        raise InputError(f"{name}: expected one image, got a batch of {images.shape[0]} (pick one with Image From Batch)")
-    return images
+    return check_user_images(images, name=name, single=True)
 
 
 def one_of_error(node: str, linked: dict[str, bool], kinds: tuple[str, str] = ("IMAGE", "VIDEO")) -> str | None:
@@ -120,16 +117,6 @@ def require_one_of(node: str, values: dict, kinds: tuple[str, str] = ("IMAGE", "
     if message:
         raise InputError(message)
     return next(k for k, v in values.items() if v is not None)
-
-
-def check_aspect(source_wh: tuple[int, int], driving_wh: tuple[int, int], *, allow_stretch: bool) -> None:
-    """Refuse a source and driving video of different shapes (both get stretched to the model's square)."""
-    (sw, sh), (dw, dh) = source_wh, driving_wh
-    if allow_stretch or abs(math.log((sw / sh) / (dw / dh))) < 0.02:
-        return
-    raise InputError(f"source is {sw}x{sh} but the driving frames are {dw}x{dh}: different shapes are stretched "
-                     "differently to the model's square and distort the motion; crop both to the same aspect ratio "
-                     "(e.g. with TPSMM Crop) or enable allow_stretch")
 
 
 def to_output(x):

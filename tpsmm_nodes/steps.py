@@ -16,20 +16,22 @@ from comfy_api.latest import InputImpl
 
 from ..core.animation.driving import DrivingFrames
 from ..core.animation.pipeline import AnimationPipeline
+from ..core.animation.results import RenderedFrames
 from ..core.media.audio import AudioTrack, read_audio
 from ..core.media.images import InputError
+from ..core.media.size import Size
 from ..core.model.container import ModelError
 from ..core.model.structures import Keypoints, Motion
 from .runtime import check_aspect, check_images, check_one_image, to_output
 
 __all__ = ["clip_of", "driving_audio", "audio_track", "comfy_audio", "extract_keypoints", "estimate_motion", "generate",
-           "animate", "animate_batches", "dense_motion", "video_size"]
+           "animate", "animate_rendered", "dense_motion", "video_size"]
 
 
-def video_size(video) -> tuple[int, int]:
-    """``(width, height)`` of a ComfyUI VIDEO (``VideoInput``)."""
+def video_size(video) -> Size:
+    """The :class:`~tpsmm.core.media.size.Size` of a ComfyUI VIDEO (``VideoInput.get_dimensions`` is width first)."""
     w, h = video.get_dimensions()
-    return int(w), int(h)
+    return Size(int(h), int(w))
 
 
 def _file_of(video) -> str | io.BytesIO | None:
@@ -144,14 +146,15 @@ def dense_motion(pipeline: AnimationPipeline, motion: Motion) -> tuple[torch.Ten
 
 def animate(pipeline: AnimationPipeline, source, clip: DrivingFrames, *, allow_stretch: bool) -> torch.Tensor:
     """Keypoints, motion and generation in one pass over a driving IMAGE batch or a streamed VIDEO."""
-    return to_output(torch.cat(list(animate_batches(pipeline, source, clip, allow_stretch=allow_stretch))))
+    return to_output(torch.cat([out.frames for out in animate_rendered(pipeline, source, clip,
+                                                                      allow_stretch=allow_stretch)]))
 
 
-def animate_batches(pipeline: AnimationPipeline, source, clip: DrivingFrames, *,
-                    allow_stretch: bool) -> Iterator[torch.Tensor]:
-    """:func:`animate` one batch at a time: float ``[b,Ho,Wo,3]`` CPU frames, never the whole clip."""
+def animate_rendered(pipeline: AnimationPipeline, source, clip: DrivingFrames, *,
+                     allow_stretch: bool) -> Iterator[RenderedFrames]:
+    """:func:`animate` one batch at a time: the pipeline's :class:`RenderedFrames` (``frames``: float ``[b,Ho,Wo,3]``
+    CPU), never the whole clip."""
     source = check_one_image(source, "source")
     if pipeline.options.crop is None and pipeline.options.driving_crop is None:
-        check_aspect((source.shape[2], source.shape[1]), clip.size, allow_stretch=allow_stretch)
-    for out in pipeline.run(source, clip):
-        yield out.frames
+        check_aspect(Size.of_image(source), clip.size, allow_stretch=allow_stretch)
+    yield from pipeline.run(source, clip)

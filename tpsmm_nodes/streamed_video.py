@@ -23,7 +23,10 @@ from comfy_api.latest import Input, Types
 from ..core.media.audio import AudioTrack
 from ..core.media.images import InputError
 from ..core.media.video_writer import VideoWriter
-from ..core.model import ModelError
+from ..core.animation.motion import require_avd_network
+from ..core.animation.results import RenderedFrames
+from ..core.animation.writing import write_rendered
+from ..core.media.size import Size
 from .runtime import check_aspect, check_one_image, on_device
 from . import steps
 
@@ -51,16 +54,15 @@ class StreamedAnimation(Input.Video):
     def check(self) -> None:
         """The checks the pipeline would make on its first batch, made now so the error names TPSMM Animate."""
         source = check_one_image(self.source, "source")
-        if self.run_options.get("mode") == "avd" and self.model.tpsmm.avd_network is None:
-            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
-                             "or use mode 'relative')")
+        if self.run_options.get("mode") == "avd":
+            require_avd_network(self.model.tpsmm.avd_network)
         if not self.run_options.get("crop") and not self.run_options.get("driving_crop"):
-            check_aspect((source.shape[2], source.shape[1]), self.clip.size, allow_stretch=self.allow_stretch)
+            check_aspect(Size.of_image(source), self.clip.size, allow_stretch=self.allow_stretch)
 
-    def batches(self) -> Iterator[torch.Tensor]:
-        """Float ``[b,Ho,Wo,3]`` CPU batches, rendered one at a time."""
+    def batches(self) -> Iterator[RenderedFrames]:
+        """The pipeline's rendered batches (``frames``: float ``[b,Ho,Wo,3]`` CPU), rendered one at a time."""
         with on_device(self.model, **self.run_options) as p:
-            yield from steps.animate_batches(p, self.source, self.clip, allow_stretch=self.allow_stretch)
+            yield from steps.animate_rendered(p, self.source, self.clip, allow_stretch=self.allow_stretch)
 
     def get_dimensions(self) -> tuple[int, int]:
         size = self.run_options.get("output_size")
@@ -82,7 +84,7 @@ class StreamedAnimation(Input.Video):
         return "mp4"
 
     def get_components(self) -> Types.VideoComponents:
-        images = torch.cat(list(self.batches()))
+        images = torch.cat([out.frames for out in self.batches()])
         audio = None if self.audio is None else self.audio.fitted(images.shape[0] / self.fps)
         return Types.VideoComponents(images=images, audio=steps.comfy_audio(audio), frame_rate=self.get_frame_rate())
 
@@ -103,5 +105,4 @@ class StreamedAnimation(Input.Video):
             return
         tags = {key: json.dumps(value) for key, value in (metadata or {}).items()}
         with VideoWriter(path, fps=self.fps, overwrite=True, audio=self.audio, metadata=tags) as writer:
-            for frames in self.batches():
-                writer.write(frames)
+            write_rendered(self.batches(), [("frames", writer)])

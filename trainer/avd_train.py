@@ -28,7 +28,8 @@ from ..core import load_model
 from ..core.model.config import AVDTrainConfig, Config, load_config
 from ..core import TPSMM
 from ..core.networks.avd import AVDNetwork
-from .distributed import chunk_seed
+from .distributed import chunk_seed, training_device
+from .overrides import apply_overrides
 from .run_dir import RunError, RunFiles
 
 __all__ = ["random_scale", "avd_loss", "AVDTrainer", "add_train_avd_arguments", "train_avd_command"]
@@ -188,7 +189,7 @@ def add_train_avd_arguments(p: argparse.ArgumentParser) -> None:
 
 def train_avd_command(args) -> int:
     """Body of ``tpsmm train-avd``: 0 when finished, 130 when interrupted (model saved)."""
-    from .cli import _dataset, apply_overrides
+    from .data import training_dataset
 
     out_model = os.path.join(args.out, "model.safetensors")
     if os.path.exists(out_model) and not args.overwrite:
@@ -203,7 +204,7 @@ def train_avd_command(args) -> int:
     changes = {k: v for k, v in (("batch_size", args.batch_size), ("num_repeats", args.num_repeats),
                                  ("num_epochs", args.epochs)) if v is not None}
     config = dataclasses.replace(config, train_avd=dataclasses.replace(config.train_avd, **changes))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = training_device(args.device)
     model = load_model(args.checkpoint, device=device, config=args.config if is_official_path(args.checkpoint)
                        else None)
     config = dataclasses.replace(config, model=model.config)
@@ -211,7 +212,7 @@ def train_avd_command(args) -> int:
         for name in ("metrics.jsonl", "loss_curve.png"):
             if os.path.exists(os.path.join(args.out, name)):
                 os.remove(os.path.join(args.out, name))
-    dataset = _dataset(config, args.data, cache_frames=args.cache_frames, seed=args.seed,
+    dataset = training_dataset(config, args.data, cache_frames=args.cache_frames, seed=args.seed,
                        num_repeats=config.train_avd.num_repeats)
     trainer = AVDTrainer(model, config, dataset, out_dir=args.out, max_steps=args.steps, device=device,
                          workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every,

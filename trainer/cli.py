@@ -13,6 +13,8 @@ import importlib.util
 import os
 import sys
 
+from .overrides import apply_overrides
+
 __all__ = ["register", "MODEL_SIZES", "apply_overrides", "build_config"]
 
 MODEL_SIZES = {
@@ -25,46 +27,9 @@ MODEL_SIZES = {
 """``--model-size``: width changes applied to the config's model (``base`` = as released: ResNet-18 encoders,
 generator 64/512, dense motion 64/1024). ``small``/``tiny`` also switch the keypoint and background encoders to
 the compact backbone."""
-_SECTIONS = ("model", "train", "dataset", "train_avd")
 # options fixed by the saved run when resuming (they change what is trained)
 _FIXED_ON_RESUME = ("config", "model_size", "set", "batch_size", "accumulate", "num_repeats", "image_size", "amp",
                     "recon_loss", "seed", "init_from")
-
-
-def apply_overrides(config, entries: list[str]):
-    """Apply ``section.field=value`` entries (value parsed as YAML) to a :class:`~tpsmm.core.model.config.Config`."""
-    import yaml
-
-    from ..core.model.config import Config, ConfigError
-
-    plain = dataclasses.asdict(config)
-    for entry in entries:
-        key, sep, raw = entry.partition("=")
-        section, _, name = key.strip().partition(".")
-        if not sep or section not in _SECTIONS or not name:
-            raise ConfigError(f"--set {entry!r}: expected SECTION.FIELD=VALUE with SECTION one of {', '.join(_SECTIONS)}")
-        if name not in plain[section]:
-            raise ConfigError(f"--set {entry!r}: {section} has no field {name!r} "
-                              f"(fields: {', '.join(sorted(plain[section]))})")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {entry!r}: cannot parse the value") from None
-        current = plain[section][name]
-        if isinstance(current, float) and isinstance(value, str):
-            try:
-                value = float(value)  # YAML 1.1 reads 5e-5 (no dot) as a string
-            except ValueError:
-                pass
-        number = (int, float)
-        if isinstance(current, number) and not isinstance(current, bool) and (
-                not isinstance(value, number) or isinstance(value, bool)):
-            raise ConfigError(f"--set {entry!r}: {section}.{name} must be a number, got {value!r}")
-        plain[section][name] = value
-    try:
-        return Config.from_json(__import__("json").dumps(plain))
-    except TypeError as exc:
-        raise ConfigError(f"--set: {exc}") from None
 
 
 def build_config(args):
@@ -93,17 +58,8 @@ def build_config(args):
     return cfg
 
 
-def _dataset(cfg, data: str, *, cache_frames: bool, seed: int, num_repeats: int):
-    from .augment import AugmentConfig
-    from .data import FramesDataset
-
-    size = cfg.model.image_size
-    return FramesDataset(data, is_train=True, frame_shape=(size, size), id_sampling=cfg.dataset.id_sampling,
-                         augment=AugmentConfig.from_dataset_config(cfg.dataset), num_repeats=num_repeats,
-                         cache_frames=cache_frames, seed=seed)
-
-
 def _train(args) -> int:
+    from .data import training_dataset
     from .loop import Trainer, TrainOptions
     from .losses import build_reconstruction_loss
     from .run_dir import read_run
@@ -143,7 +99,7 @@ def _train(args) -> int:
         extra = {"data": os.path.abspath(data), "cache_frames": cache}
     opts = TrainOptions(**options)
     reconstruction = build_reconstruction_loss(cfg.train, opts.recon_loss, opts.vgg_weights)  # fail before the data
-    dataset = _dataset(cfg, data, cache_frames=cache, seed=opts.seed, num_repeats=cfg.train.num_repeats)
+    dataset = training_dataset(cfg, data, cache_frames=cache, seed=opts.seed, num_repeats=cfg.train.num_repeats)
     trainer = Trainer(cfg, dataset, opts, resume=bool(args.resume), overwrite=args.overwrite,
                       run_extra=extra, reconstruction=reconstruction)
     result = trainer.run()

@@ -27,7 +27,7 @@ from .data_scan import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntr
                         _listing, _scan, _shape, _split_names, _warn_skipped, common_frame_shape, read_frames,
                         scan_folder, scan_videos)
 
-__all__ = ["DataError", "VIDEO_EXTENSIONS", "STRIP_EXTENSIONS", "VideoEntry", "FramePair", "TestVideo",
+__all__ = ["training_dataset", "DataError", "VIDEO_EXTENSIONS", "STRIP_EXTENSIONS", "VideoEntry", "FramePair", "TestVideo",
            "scan_folder", "scan_videos", "common_frame_shape", "read_frames", "FramesDataset", "EpochSampler",
            "make_loader",
            "item_seed"]
@@ -236,6 +236,15 @@ class EpochSampler(Sampler):
         state = np.random.SeedSequence([self.seed, epoch, 0x5EED]).generate_state(2, np.uint32)
         g = torch.Generator().manual_seed(((int(state[0]) << 32) | int(state[1])) & ((1 << 63) - 1))
         return iter(torch.randperm(n, generator=g).tolist())
+
+
+def training_dataset(cfg, data: str, *, cache_frames: bool, seed: int, num_repeats: int) -> FramesDataset:
+    """The training :class:`FramesDataset` of a run's :class:`~tpsmm.core.model.config.Config` (model-size frames,
+    its id sampling and augmentation) over the folder ``data``; ``tpsmm train`` and ``tpsmm train-avd`` use it."""
+    size = cfg.model.image_size
+    return FramesDataset(data, is_train=True, frame_shape=(size, size), id_sampling=cfg.dataset.id_sampling,
+                         augment=AugmentConfig.from_dataset_config(cfg.dataset), num_repeats=num_repeats,
+                         cache_frames=cache_frames, seed=seed)
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, num_workers: int, shuffle: bool = True,

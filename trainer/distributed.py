@@ -15,7 +15,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["DistInfo", "init_distributed", "shutdown_distributed", "StepSampler", "mix_seed", "chunk_seed", "all_reduce_sum"]
+from ..core.device import resolve_device
+
+__all__ = ["DistInfo", "training_device", "init_distributed", "shutdown_distributed", "StepSampler", "mix_seed",
+           "chunk_seed", "all_reduce_sum"]
 
 
 @dataclass(frozen=True)
@@ -48,20 +51,23 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def training_device(name: str | None) -> torch.device:
+    """The device of ``--device name`` (parsed and checked by :func:`~tpsmm.core.device.resolve_device`);
+    ``None``: CUDA when available, else the CPU (training never picks MPS by itself)."""
+    return resolve_device(name or ("cuda" if torch.cuda.is_available() else "cpu"), what="--device")
+
+
 def init_distributed(device: str | None = None) -> DistInfo:
     """Join the ``torchrun`` job described by the environment (or run alone when ``WORLD_SIZE`` is unset/1).
 
     Args:
-        device: ``"cuda"``, ``"cpu"``, ``"cuda:N"`` or ``None`` (CUDA when available). Under torchrun
-            each rank uses ``cuda:LOCAL_RANK``.
+        device: a device name of :func:`~tpsmm.core.device.resolve_device` or ``None`` (CUDA when available,
+            else the CPU: training does not pick MPS by itself). Under torchrun each rank uses ``cuda:LOCAL_RANK``.
     """
     world = _env_int("WORLD_SIZE", 1)
     rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    dev = training_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
         if world > 1 or dev.index is None:
             dev = torch.device("cuda", local if world > 1 else 0)
         torch.cuda.set_device(dev)

@@ -18,7 +18,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="model checkpoint (.safetensors or release .pth.tar)")
     parser.add_argument("--data", required=True, help="ROOT with test/, or a folder of test videos")
     parser.add_argument("--out", help="output folder (default: reconstruction/ next to the checkpoint)")
-    parser.add_argument("--batch", type=int, default=8, help="frames per forward pass (default 8)")
+    parser.add_argument("--batch", dest="batch_size", metavar="BATCH", type=int, default=8,
+                        help="frames per forward pass (default 8)")
     parser.add_argument("--no-bg", action="store_true", help="do not use the background predictor")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps ... (default: cuda if available)")
     parser.add_argument("--no-videos", action="store_true", help="only write report.json")
@@ -33,8 +34,8 @@ def eval_command(args: argparse.Namespace) -> int:
     from ..core.model.config import ConfigError
 
     try:
-        if args.batch < 1:
-            raise ValueError(f"--batch {args.batch}: must be >= 1")
+        if args.batch_size < 1:
+            raise ValueError(f"--batch {args.batch_size}: must be >= 1")
         if not os.path.isfile(args.checkpoint):
             raise FileNotFoundError(f"--checkpoint {args.checkpoint}: file not found")
         if not os.path.isdir(args.data):
@@ -42,7 +43,7 @@ def eval_command(args: argparse.Namespace) -> int:
         device = resolve_device(args.device, what="--device")
         out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "reconstruction")
         model = load_model(args.checkpoint, device=device)
-        report = evaluate_reconstruction(model, args.data, out_dir=out, batch_size=args.batch,
+        report = evaluate_reconstruction(model, args.data, out_dir=out, batch_size=args.batch_size,
                                          use_bg=not args.no_bg, progress=not args.quiet, device=device,
                                          save_videos=not args.no_videos, overwrite=args.overwrite)
     except (DataError, VideoError, CheckpointError, ConfigError, ValueError, OSError) as exc:

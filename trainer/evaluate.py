@@ -39,6 +39,7 @@ import torch
 from ..core import AnimationOptions, AnimationPipeline, DrivingFrames, Hooks
 from ..core.media.atomic import atomic_write
 from ..core.media.image_io import VideoError
+from ..core.animation.writing import write_rendered
 from ..core.media.video_writer import VideoWriter
 from .data import (STRIP_EXTENSIONS, VIDEO_EXTENSIONS, DataError, VideoEntry, _candidates, _scan, _split_names,
                    _warn_skipped, read_frames)
@@ -169,20 +170,21 @@ def _evaluate_video(model, entry: VideoEntry, stem: str, out_dir: str | None, ba
     pipeline = AnimationPipeline(model, options, hooks=Hooks(progress=bar.update if bar is not None else None))
     l1s: list[float] = []
     base: list[float] = []
+
+    def measure(out) -> None:
+        pred, gt = out.frames, out.driving
+        l1s.extend((pred - gt).abs().mean(dim=(1, 2, 3)).tolist())
+        base.extend((source[None] - gt).abs().mean(dim=(1, 2, 3)).tolist())
+        if keypoint_metric is not None:
+            _add_metric(keypoint_metric, pred, gt, sums)
+
     with ExitStack() as stack, torch.inference_mode():
         writers = []
         if out_dir is not None:
             os.makedirs(os.path.join(out_dir, "png"), exist_ok=True)
             for path in (os.path.join(out_dir, f"{stem}.mp4"), os.path.join(out_dir, "png", stem) + os.sep):
-                writers.append(stack.enter_context(VideoWriter(path, fps=entry.fps, overwrite=overwrite)))
-        for out in pipeline.run(source, clip):
-            pred, gt = out.frames, out.driving
-            l1s += (pred - gt).abs().mean(dim=(1, 2, 3)).tolist()
-            base += (source[None] - gt).abs().mean(dim=(1, 2, 3)).tolist()
-            if keypoint_metric is not None:
-                _add_metric(keypoint_metric, pred, gt, sums)
-            for w in writers:
-                w.write(pred)
+                writers.append(("frames", stack.enter_context(VideoWriter(path, fps=entry.fps, overwrite=overwrite))))
+        write_rendered(pipeline.run(source, clip), writers, each=measure)
     return l1s, base
 
 
@@ -218,7 +220,7 @@ def evaluate_reconstruction(model, data_dir: str, *, out_dir: str | None, batch_
     """Reconstruct every test video from its first frame and measure L1 (see the module docstring).
 
     Args:
-        model: a :class:`~tpsmm.core.model.TPSMM` (put in eval mode for the run, restored after).
+        model: a :class:`~tpsmm.core.TPSMM` (put in eval mode for the run, restored after).
         data_dir: ``ROOT`` with ``test/``, or a folder of videos to evaluate whole.
         out_dir: folder for videos, PNGs and ``report.json``; ``None`` writes nothing.
         batch_size: frames per forward pass. use_bg: use the background predictor when present.

@@ -3,7 +3,7 @@
 A run folder ``RUN_DIR`` holds::
 
     run.json                          # config, options and data settings of the run
-    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.model.checkpoint.load_model)
+    checkpoints/00001000.safetensors  # model (loadable by tpsmm.core.load_model)
     checkpoints/00001000.state.safetensors   # optimisers, schedulers, counters, RNG states
     latest.json                       # the newest complete checkpoint pair (replaced atomically, last)
     model.safetensors                 # the final model, written when training ends
@@ -39,14 +39,13 @@ import warnings
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import clip_grad_norm_
-from torch.optim.lr_scheduler import MultiStepLR
 
 from ..core.model.config import Config
-from ..core.device import resolve_dtype
 from ..core import TPSMM
 from .distributed import DistInfo, StepSampler, all_reduce_sum, chunk_seed, init_distributed, shutdown_distributed
-from .full_model import TrainingModel, background_active
+from .batch_losses import BatchLosses, background_active
 from .losses import build_reconstruction_loss
+from .optimizers import build_optimizers, training_precision
 from .run_dir import RunFiles
 from .options import AMP_MODES, TrainOptions, TrainResult, TrainingDiverged
 from .resume import init_weights, resume_run
@@ -58,7 +57,7 @@ _BUILD = object()  # Trainer(reconstruction=...) default: build it from the opti
 
 
 class Trainer:
-    """Train a :class:`~tpsmm.core.model.TPSMM` on a data set of :class:`~tpsmm.trainer.data.FramePair` items.
+    """Train a :class:`~tpsmm.core.TPSMM` on a data set of :class:`~tpsmm.trainer.data.FramePair` items.
 
     Args:
         config: model + recipe. ``config.train.batch_size`` is the **global** batch (as released: 28 split
@@ -76,28 +75,48 @@ class Trainer:
         if resume and overwrite:
             raise ValueError("--resume and --overwrite exclude each other")
         self.config, self.dataset, self.opts = config, dataset, options
-        tc = config.train
-        self.reconstruction = (build_reconstruction_loss(tc, options.recon_loss, options.vgg_weights)
+        self.reconstruction = (build_reconstruction_loss(config.train, options.recon_loss, options.vgg_weights)
                                if reconstruction is _BUILD else reconstruction)
         self.dist: DistInfo = init_distributed(options.device)
-        world = self.dist.world_size * options.accumulate
+        self._split_batches()
+        self.files = RunFiles(options.out_dir, is_main=self.dist.is_main)
+        self._build_model(resume)
+        (self.optimizer, self.scheduler,
+         self.optimizer_bg, self.scheduler_bg) = build_optimizers(self.model, config.train)
+        self.amp_dtype, self.scaler = training_precision(options.amp, self.dist.device)
+        self.step = self.epoch = self.in_epoch = 0
+        self.last_checkpoint: str | None = None
+        self._saved_step = -1
+        self.visuals: dict | None = None
+        self._start_run(resume, overwrite, run_extra)
+        self._net = None
+        self._net_bg: bool | None = None
+        self._stop_requested = self._sigint = False
+
+    # ------------------------------------------------------------------ construction, by concern
+    def _split_batches(self) -> None:
+        """The global batch over processes and accumulation steps, and this rank's sampler."""
+        tc, opts = self.config.train, self.opts
+        world = self.dist.world_size * opts.accumulate
         if tc.batch_size % world:
             raise ValueError(f"--batch-size {tc.batch_size} (global) does not divide into {self.dist.world_size} "
-                             f"process(es) x {options.accumulate} accumulation step(s)")
+                             f"process(es) x {opts.accumulate} accumulation step(s)")
         self.micro = tc.batch_size // world
-        self.sampler = StepSampler(len(dataset), micro_batch=self.micro, world_size=self.dist.world_size,
-                                   rank=self.dist.rank, accumulate=options.accumulate, seed=options.seed)
+        self.sampler = StepSampler(len(self.dataset), micro_batch=self.micro, world_size=self.dist.world_size,
+                                   rank=self.dist.rank, accumulate=opts.accumulate, seed=opts.seed)
         self.steps_per_epoch = self.sampler.steps_per_epoch
         if self.steps_per_epoch < 1:
-            raise ValueError(f"the data set has {len(dataset)} samples per epoch, fewer than the global batch "
+            raise ValueError(f"the data set has {len(self.dataset)} samples per epoch, fewer than the global batch "
                              f"{tc.batch_size}; lower --batch-size or raise --num-repeats")
-        self.files = RunFiles(options.out_dir, is_main=self.dist.is_main)
-        dev = self.dist.device
-        torch.manual_seed(options.seed)
-        self.model = TPSMM(config.model, with_avd=False).to(dev).train()
-        if options.init_from and not resume:
-            init_weights(self.model, options.init_from)
-        if options.sync_bn:
+
+    def _build_model(self, resume: bool) -> None:
+        """The networks on this rank's device (seeded; fine-tuning weights; SyncBatchNorm when asked)."""
+        opts, dev = self.opts, self.dist.device
+        torch.manual_seed(opts.seed)
+        self.model = TPSMM(self.config.model, with_avd=False).to(dev).train()
+        if opts.init_from and not resume:
+            init_weights(self.model, opts.init_from)
+        if opts.sync_bn:
             if not (self.dist.distributed and dev.type == "cuda"):
                 raise ValueError("--sync-bn needs several CUDA processes (torchrun on GPUs)")
             for name in ("kp_detector", "bg_predictor"):
@@ -105,39 +124,20 @@ class Trainer:
                     setattr(self.model, name, torch.nn.SyncBatchNorm.convert_sync_batchnorm(getattr(self.model, name)))
         if self.reconstruction is not None:
             self.reconstruction.to(dev)
-        main = [p for n in ("inpainting_network", "dense_motion_network", "kp_detector")
-                for p in getattr(self.model, n).parameters()]
-        adam = dict(lr=tc.lr_generator, betas=(0.5, 0.999), weight_decay=1e-4)
-        self.optimizer = torch.optim.Adam(main, **adam)
-        self.scheduler = MultiStepLR(self.optimizer, list(tc.epoch_milestones), gamma=0.1)
-        self.optimizer_bg = self.scheduler_bg = None
-        bg_params = list(self.model.bg_predictor.parameters()) if self.model.bg_predictor is not None else []
-        if bg_params:  # a measured (bg_motion="lk") background has nothing to train
-            self.optimizer_bg = torch.optim.Adam(bg_params, **adam)
-            self.scheduler_bg = MultiStepLR(self.optimizer_bg, list(tc.epoch_milestones), gamma=0.1)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.amp)
-        if options.amp == "bf16":  # emulated bf16 on CPUs without AVX512-BF16/AMX is ~100x slower: float32 instead
-            self.amp_dtype = resolve_dtype(torch.bfloat16, dev, what="--amp")
-            self.amp_dtype = None if self.amp_dtype == torch.float32 else self.amp_dtype
-        self.scaler = torch.amp.GradScaler(dev.type) if options.amp == "fp16" else None
-        self.step = self.epoch = self.in_epoch = 0
-        self.last_checkpoint: str | None = None
-        self._saved_step = -1
-        self.visuals: dict | None = None
+
+    def _start_run(self, resume: bool, overwrite: bool, run_extra: dict | None) -> None:
+        """Continue the run folder's newest checkpoint, or start a new run there (clearing an old one first)."""
         if resume:
             resume_run(self)
-        else:
-            if overwrite:
-                self.files.clear()
-                if self.dist.distributed:
-                    torch.distributed.barrier()
-            self.files.check_new()
+            return
+        if overwrite:
+            self.files.clear()
             if self.dist.distributed:
                 torch.distributed.barrier()
-            self.files.start(config, dataclasses.asdict(options), run_extra or {})
-        self._net = None
-        self._net_bg: bool | None = None
-        self._stop_requested = self._sigint = False
+        self.files.check_new()
+        if self.dist.distributed:
+            torch.distributed.barrier()
+        self.files.start(self.config, dataclasses.asdict(self.opts), run_extra or {})
 
     # ------------------------------------------------------------------ setup helpers
     @property
@@ -153,7 +153,7 @@ class Trainer:
         """
         with_bg = background_active(epoch, self.config.model, self.config.train)
         if self._net is None or self._net_bg != with_bg:
-            net = TrainingModel(model=self.model, train=self.config.train, reconstruction=self.reconstruction,
+            net = BatchLosses(model=self.model, train=self.config.train, reconstruction=self.reconstruction,
                                 with_bg=with_bg).to(self.dist.device)
             if self.dist.distributed:
                 dev = self.dist.device

@@ -17,6 +17,7 @@ import pickle
 
 import torch
 import torch.nn.functional as F
+import torchvision
 from torch import nn
 
 from ..core.networks.blocks import AntiAliasInterpolation2d
@@ -29,7 +30,6 @@ __all__ = ["LossSetupError", "ImagePyramid", "VGG19Features", "find_vgg_weights"
 
 # torchvision's vgg19 ``features`` indices that end at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
 VGG_LAYERS = (2, 7, 12, 21, 30)
-_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512)
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -73,21 +73,22 @@ def find_vgg_weights(explicit: str | None = None) -> str | None:
 class VGG19Features(nn.Module):
     """Frozen VGG-19 ``features[:30]`` returning relu1_1 … relu5_1 of ImageNet-normalised input.
 
-    ``forward([B,3,H,W] in [0,1]) -> list of 5 feature maps``. Built layer by layer with torchvision's
-    indices so a torchvision ``vgg19`` state dict (``features.{i}.weight``/``bias``) loads directly.
+    ``forward([B,3,H,W] in [0,1]) -> list of 5 feature maps``. The layers are torchvision's own
+    ``vgg19().features[:30]`` (built on the meta device, so the unused 100 M-parameter classifier is never
+    allocated, then given fresh default-initialised weights), so a torchvision ``vgg19`` state dict
+    (``features.{i}.weight``/``bias``) loads directly.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = 3
-        for v in _VGG19_CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(channels, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=False)]
-                channels = int(v)
-        self.features = nn.Sequential(*layers[:VGG_LAYERS[-1]])
+        with torch.device("meta"):
+            features = torchvision.models.vgg19(weights=None).features[:VGG_LAYERS[-1]]
+        self.features = features.to_empty(device="cpu")
+        for layer in self.features:
+            if isinstance(layer, nn.Conv2d):
+                layer.reset_parameters()
+            elif isinstance(layer, nn.ReLU):
+                layer.inplace = False       # the features handed back must not change under later layers
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)

@@ -47,7 +47,7 @@ def _draw_keypoints(img: Image.Image, kp: torch.Tensor) -> Image.Image:
 
 
 def sample_grid(visuals: dict[str, torch.Tensor], *, max_rows: int = 4) -> Image.Image:
-    """Grid of training samples from :class:`~tpsmm.trainer.full_model.TrainingModel` visuals.
+    """Grid of training samples from :class:`~tpsmm.trainer.batch_losses.BatchLosses` visuals.
 
     Args:
         visuals: ``source``, ``driving``, ``prediction``, ``deformed`` ``[B,3,H,W]``, ``occlusion``

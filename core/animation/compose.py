@@ -21,6 +21,7 @@ from einops import rearrange
 from ..media.images import to_user_layout
 from ..media.visualize import draw_keypoints, side_by_side
 from ..media.crop import CropBox, crop, paste_back, resize_images
+from ..media.size import Size
 from .hires import render_hires, upscale_frames
 
 __all__ = ["Composer"]
@@ -33,18 +34,18 @@ class Composer:
         photo: ``[H, W, 3]`` the whole source image (user layout, CPU).
         box: the animated region of ``photo`` (``None``: all of it).
         feather: paste-back blend width in pixels.
-        out_hw: ``(h, w)`` of the animated region's output frames.
+        out_size: :class:`~tpsmm.core.media.size.Size` of the animated region's output frames.
         upscale: ``flow`` or ``bicubic`` (for outputs larger than the model size).
         model_size: the model's frame size ``S``.
         kp_source: ``[1, N, 2]`` the source keypoints (for ``+kp`` source panels).
         device: where the full-resolution warp runs.
     """
 
-    def __init__(self, *, photo: torch.Tensor, box: CropBox | None, feather: int, out_hw: tuple[int, int],
+    def __init__(self, *, photo: torch.Tensor, box: CropBox | None, feather: int, out_size: Size,
                  upscale: str, model_size: int, kp_source: torch.Tensor, device: torch.device) -> None:
-        self.photo, self.box, self.feather, self.out_hw = photo, box, feather, tuple(out_hw)
+        self.photo, self.box, self.feather, self.out_size = photo, box, feather, Size.of(out_size)
         self.region = crop(photo, box)[0] if box is not None else photo
-        bigger = self.out_hw[0] > model_size or self.out_hw[1] > model_size
+        bigger = max(self.out_size) > model_size
         self.hires_source = (rearrange(self.region, "h w c -> 1 c h w").to(device)
                              if bigger and upscale == "flow" else None)
         self.kp_source = kp_source.detach().float().cpu()
@@ -53,19 +54,19 @@ class Composer:
     def still(self, with_kp: bool) -> torch.Tensor:
         """The source panel ``[1, H, W, 3]`` of side-by-side layouts (the whole photo when cropping)."""
         if with_kp not in self._stills:
-            still = resize_images(self.region[None], self.out_hw)
+            still = resize_images(self.region[None], self.out_size)
             if with_kp:
                 still = draw_keypoints(still, self.kp_source)
             self._stills[with_kp] = paste_back(self.photo, still, self.box, feather=0) if self.box else still
         return self._stills[with_kp]
 
     def result(self, prediction: torch.Tensor, deformation: torch.Tensor, occlusion: torch.Tensor) -> torch.Tensor:
-        """Model output ``[b, 3, S, S]`` (with its deformation and finest occlusion) -> ``[b, h, w, 3]`` at ``out_hw``."""
+        """Model output ``[b, 3, S, S]`` (with its deformation and finest occlusion) -> ``[b, h, w, 3]`` at ``out_size``."""
         pred = prediction.clamp(0, 1)
         if self.hires_source is not None:
-            frames = render_hires(self.hires_source, pred, deformation, occlusion, size=self.out_hw)
+            frames = render_hires(self.hires_source, pred, deformation, occlusion, size=self.out_size)
         else:
-            frames = upscale_frames(pred, self.out_hw)
+            frames = upscale_frames(pred, self.out_size)
         return to_user_layout(frames)
 
     def views(self, names: tuple[str, ...], result: torch.Tensor, *, kp_transferred: torch.Tensor,

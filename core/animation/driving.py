@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 from ..media.images import InputError
+from ..media.size import Size
 from ..media.video import VideoReader
 
 __all__ = ["DrivingFrames"]
@@ -26,17 +27,18 @@ class DrivingFrames:
             each call starts a fresh pass.
         fps: frame rate (for smoothing and writers).
         frame_count: frames per pass if known (progress bars), else ``None``.
-        size: ``(width, height)`` of the frames.
+        size: :class:`~tpsmm.core.media.size.Size` ``(height, width)`` of the frames.
         name: what to call the clip in error messages.
 
     Use the constructors :meth:`from_tensor`, :meth:`from_video` and :meth:`from_batches`.
     """
 
     def __init__(self, batches: Callable[[int], Iterator[torch.Tensor]], *, fps: float, frame_count: int | None,
-                 size: tuple[int, int], name: str = "driving", closer: Callable[[], None] | None = None) -> None:
+                 size: Size | tuple[int, int], name: str = "driving", closer: Callable[[], None] | None = None) -> None:
         if not fps > 0:
             raise InputError(f"{name}: frame rate must be positive, got {fps!r}")
-        self._batches, self.fps, self.frame_count, self.size, self.name = batches, float(fps), frame_count, size, name
+        self._batches, self.fps, self.frame_count, self.name = batches, float(fps), frame_count, name
+        self.size = Size.of(size)
         self._closer = closer
         self.skipped = 0
 
@@ -58,7 +60,7 @@ class DrivingFrames:
         def batches(n: int) -> Iterator[torch.Tensor]:
             for start in range(0, frames.shape[0], n):
                 yield frames[start:start + n]
-        return cls(batches, fps=fps, frame_count=frames.shape[0], size=(frames.shape[2], frames.shape[1]), name=name)
+        return cls(batches, fps=fps, frame_count=frames.shape[0], size=Size.of_image(frames), name=name)
 
     @classmethod
     def from_video(cls, path: str | os.PathLike, *, max_frames: int | None = None,
@@ -74,13 +76,12 @@ class DrivingFrames:
                     yield torch.from_numpy(chunk).float().div_(255)
             finally:
                 clip.skipped = reader.skipped
-        h, w = reader.frame_size
-        clip = cls(batches, fps=reader.info.fps, frame_count=reader.expected_frames or None, size=(w, h),
+        clip = cls(batches, fps=reader.info.fps, frame_count=reader.expected_frames or None, size=reader.frame_size,
                    name=name or os.fspath(path), closer=reader.close)
         return clip
 
     @classmethod
-    def from_batches(cls, batches: Callable[[int], Iterator[torch.Tensor]], *, fps: float, size: tuple[int, int],
+    def from_batches(cls, batches: Callable[[int], Iterator[torch.Tensor]], *, fps: float, size: Size | tuple[int, int],
                      frame_count: int | None = None, name: str = "driving") -> "DrivingFrames":
         """Any re-startable source of float ``[b, H, W, 3]`` batches (e.g. a ComfyUI VIDEO's stream)."""
         return cls(batches, fps=fps, frame_count=frame_count, size=size, name=name)
@@ -106,4 +107,4 @@ class DrivingFrames:
         self.close()
 
     def __repr__(self) -> str:
-        return f"DrivingFrames({self.name!r}, {self.size[0]}x{self.size[1]}, fps={self.fps:g}, frames={self.frame_count})"
+        return f"DrivingFrames({self.name!r}, {self.size}, fps={self.fps:g}, frames={self.frame_count})"

@@ -84,7 +84,7 @@ class AnimationEngine:
     """Renders a source image moved to a sequence of keypoint sets, ``batch_size`` frames at a time.
 
     Args:
-        model: a :class:`~tpsmm.core.model.TPSMM` in eval mode.
+        model: a :class:`~tpsmm.core.TPSMM` in eval mode.
         batch_size: driving frames per forward pass.
         dtype: compute dtype: ``None`` (the model's own), ``torch.float32``, ``torch.bfloat16`` or
             ``torch.float16`` (autocast; sensitive parts stay float32, see the module docstring).

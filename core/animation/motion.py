@@ -12,8 +12,23 @@ import math
 import numpy as np
 import torch
 
+from ..model.container import ModelError
+from ..model.structures import MODES
+
 __all__ = ["convex_hull_area", "relative_keypoints", "layout_distance", "best_reference_frame",
-           "MotionTransfer"]
+           "reference_area", "require_avd_network", "MotionTransfer"]
+
+
+def require_avd_network(avd_network):
+    """The AVD capability rule, raised from here alone: mode ``avd`` needs the model's AVD network.
+
+    Returns ``avd_network``; :class:`~tpsmm.core.model.container.ModelError` naming the field ``mode`` when it
+    is ``None`` (:class:`~tpsmm.core.animation.pipeline.AnimationPipeline` checks it when it is built).
+    """
+    if avd_network is None:
+        raise ModelError("this checkpoint has no AVD network (train one with `tpsmm train-avd`, or use mode "
+                         "'relative')", field="mode", value="avd")
+    return avd_network
 
 
 def convex_hull_area(points) -> float:
@@ -50,6 +65,16 @@ def convex_hull_area(points) -> float:
     return abs(area) / 2
 
 
+def reference_area(kp_reference: torch.Tensor) -> float:
+    """Hull area of the reference keypoints ``[1, N, 2]``; ``ValueError`` when it is 0 (relative motion
+    would divide by it)."""
+    area = convex_hull_area(kp_reference[0])
+    if area <= 0:
+        raise ValueError("relative motion: the reference frame's keypoints are degenerate (zero hull area); "
+                         "use mode 'standard' or another reference frame")
+    return area
+
+
 def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_reference: torch.Tensor, *,
                        strength: float = 1.0) -> torch.Tensor:
     """Relative motion transfer.
@@ -65,10 +90,7 @@ def relative_keypoints(kp_source: torch.Tensor, kp_driving: torch.Tensor, kp_ref
     """
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength):
         raise ValueError(f"strength: expected a finite number, got {strength!r}")
-    a_ref = convex_hull_area(kp_reference[0])
-    if a_ref <= 0:
-        raise ValueError("relative motion: the reference frame's keypoints are degenerate (zero hull area); "
-                         "use mode 'standard' or another reference frame")
+    a_ref = reference_area(kp_reference)
     scale = math.sqrt(convex_hull_area(kp_source[0])) / math.sqrt(a_ref)
     diff = kp_driving - kp_reference
     diff = diff * scale
@@ -112,19 +134,16 @@ class MotionTransfer:
 
     def __init__(self, *, mode: str, kp_source: torch.Tensor, kp_reference: torch.Tensor | None = None,
                  strength: float = 1.0, avd_network=None) -> None:
-        if mode not in ("standard", "relative", "avd"):
-            raise ValueError(f"mode: expected standard, relative or avd, got {mode!r}")
+        if mode not in MODES:
+            raise ModelError(f"expected one of {', '.join(MODES)}, got {mode!r}", field="mode")
         if kp_source.ndim != 3 or kp_source.shape[0] != 1:
             raise ValueError(f"kp_source: expected [1, N, 2], got {tuple(kp_source.shape)}")
         if mode == "relative":
             if kp_reference is None or tuple(kp_reference.shape) != tuple(kp_source.shape):
                 raise ValueError("relative mode needs kp_reference [1, N, 2] (the reference driving frame's keypoints)")
-            if convex_hull_area(kp_reference[0]) <= 0:
-                raise ValueError("relative motion: the reference frame's keypoints are degenerate (zero hull area); "
-                                 "use mode 'standard' or another reference frame")
-        if mode == "avd" and avd_network is None:
-            raise ValueError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
-                             "or use mode 'relative')")
+            reference_area(kp_reference)
+        if mode == "avd":
+            require_avd_network(avd_network)
         self.mode, self.kp_source, self.kp_reference = mode, kp_source, kp_reference
         self.strength, self.avd_network = float(strength), avd_network
 

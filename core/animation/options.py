@@ -14,7 +14,9 @@ from ..model.container import ModelError
 from ..model.structures import MODES
 from ..device import parse_dtype
 from ..media.crop import CropBox
-from .smoothing import SMOOTHING_KINDS
+from ..media.errors import FieldError
+from ..media.size import Size
+from .smoothing import check_smoothing
 
 __all__ = ["AnimationOptions", "UPSCALE_MODES", "VIEWS", "default_batch_size"]
 
@@ -31,13 +33,14 @@ def default_batch_size(device_type: str) -> int:
 
 def _finite(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        raise FieldError(f"expected a finite number, got {value!r}", field=name)
     return float(value)
 
 
 @dataclass(frozen=True)
 class AnimationOptions:
-    """Options of one animation (all keyword, all checked on creation; ``ValueError`` names the field,
+    """Options of one animation (all keyword, all checked on creation: the one home of the option rules;
+    :class:`~tpsmm.core.media.images.FieldError` names the field, a
     :class:`~tpsmm.core.model.container.ModelError` for an unknown mode).
 
     Motion:
@@ -53,8 +56,9 @@ class AnimationOptions:
         crop: region of the source photo to animate; the result is pasted back into the whole photo.
         feather: width in pixels of the paste-back blend.
         driving_crop: region of every driving frame to use (cropped before the model resize).
-        output_size: ``(height, width)`` of the animated frames (of the crop box when ``crop`` is set:
-            then ``None`` means the box's own size); ``None`` = the model size.
+        output_size: :class:`~tpsmm.core.media.size.Size` ``(height, width)`` (an int: a square) of the animated
+            frames (of the crop box when ``crop`` is set: then ``None`` means the box's own size); ``None`` = the
+            model size.
         upscale: how to reach an output larger than the model: ``flow`` (warp the full-resolution source
             with the upsampled motion) or ``bicubic``.
     Outputs:
@@ -79,7 +83,7 @@ class AnimationOptions:
     crop: CropBox | None = None
     feather: int = 16
     driving_crop: CropBox | None = None
-    output_size: tuple[int, int] | None = None
+    output_size: Size | None = None
     upscale: str = "flow"
     side_by_side: bool = False
     draw_kp: bool = False
@@ -92,37 +96,32 @@ class AnimationOptions:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ModelError(f"mode: expected one of {', '.join(MODES)}, got {self.mode!r}")
+            raise ModelError(f"expected one of {', '.join(MODES)}, got {self.mode!r}", field="mode")
         ref = self.reference_frame
         if ref != "best" and (isinstance(ref, bool) or not isinstance(ref, int)):
-            raise ValueError(f"reference_frame: expected a whole frame index or 'best', got {ref!r}")
+            raise FieldError(f"expected a whole frame index or 'best', got {ref!r}", field="reference_frame")
         _finite("strength", self.strength)
         if self.mode != "relative" and (ref != 0 or self.strength != 1.0):
-            raise ValueError(f"reference_frame/strength only apply to mode 'relative' (got mode {self.mode!r})")
-        if self.smoothing not in SMOOTHING_KINDS:
-            raise ValueError(f"smoothing: expected one of {', '.join(SMOOTHING_KINDS)}, got {self.smoothing!r}")
-        if not 0 <= _finite("smoothing_strength", self.smoothing_strength) < 1:
-            raise ValueError(f"smoothing_strength: expected a value in [0, 1), got {self.smoothing_strength}")
+            raise FieldError(f"applies to mode 'relative' only (got mode {self.mode!r})",
+                             field="reference_frame" if ref != 0 else "strength")
+        check_smoothing(self.smoothing, self.smoothing_strength)
         for name in ("crop", "driving_crop"):
             box = getattr(self, name)
             if box is not None and not isinstance(box, CropBox):
-                raise ValueError(f"{name}: expected a CropBox, got {type(box).__name__}")
+                raise FieldError(f"expected a CropBox, got {type(box).__name__}", field=name)
         if isinstance(self.feather, bool) or not isinstance(self.feather, int) or self.feather < 0:
-            raise ValueError(f"feather: expected a whole number >= 0, got {self.feather!r}")
+            raise FieldError(f"expected a whole number >= 0, got {self.feather!r}", field="feather")
         if self.output_size is not None:
-            size = tuple(self.output_size)
-            if len(size) != 2 or not all(isinstance(v, int) and v >= 2 for v in size):
-                raise ValueError(f"output_size: expected (height, width) of whole numbers >= 2, got {self.output_size!r}")
-            object.__setattr__(self, "output_size", size)
+            object.__setattr__(self, "output_size", Size.of(self.output_size, field="output_size", least=2))
         if self.upscale not in UPSCALE_MODES:
-            raise ValueError(f"upscale: expected one of {', '.join(UPSCALE_MODES)}, got {self.upscale!r}")
+            raise FieldError(f"expected one of {', '.join(UPSCALE_MODES)}, got {self.upscale!r}", field="upscale")
         object.__setattr__(self, "extra_views", tuple(self.extra_views))
         for view in self.extra_views:
             if view not in VIEWS:
-                raise ValueError(f"extra_views: {view!r} is not one of {', '.join(VIEWS)}")
+                raise FieldError(f"{view!r} is not one of {', '.join(VIEWS)}", field="extra_views")
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
                                             or self.batch_size < 1):
-            raise ValueError(f"batch_size: expected a whole number >= 1, got {self.batch_size!r}")
+            raise FieldError(f"expected a whole number >= 1, got {self.batch_size!r}", field="batch_size")
         if self.dtype is not None:
             parse_dtype(self.dtype, what="dtype")
 
@@ -136,6 +135,11 @@ class AnimationOptions:
     def views(self) -> tuple[str, ...]:
         """Every layout to render: the main one first, then ``extra_views`` (without repeats)."""
         return tuple(dict.fromkeys((self.view, *self.extra_views)))
+
+    @property
+    def needs_driving_frames(self) -> bool:
+        """Whether rendering needs the driving frames besides their keypoints (background motion, side-by-side)."""
+        return self.background or any(v.startswith("side-by-side") for v in self.views)
 
     @property
     def two_pass(self) -> bool:

@@ -21,6 +21,7 @@ from typing import Iterator
 import torch
 
 from ..media.images import InputError, check_user_images
+from ..media.size import Size
 from ..model.container import ModelError
 from ..model.structures import Keypoints, Motion
 from ..device import resolve_dtype
@@ -28,7 +29,7 @@ from .compose import Composer
 from ..media.crop import crop
 from .driving import DrivingFrames
 from .engine import AnimationEngine
-from .motion import MotionTransfer, best_reference_frame
+from .motion import MotionTransfer, best_reference_frame, require_avd_network
 from .options import AnimationOptions, default_batch_size
 from .results import Hooks, RenderedFrames
 from .smoothing import make_filter
@@ -59,11 +60,10 @@ class AnimationPipeline:
     def __init__(self, model, options: AnimationOptions | None = None, *, hooks: Hooks | None = None) -> None:
         self.model, self.options, self.hooks = model, options or AnimationOptions(), hooks or Hooks()
         o = self.options
-        if o.mode == "avd" and model.avd_network is None:
-            raise ModelError("mode 'avd': this checkpoint has no AVD network (train one with `tpsmm train-avd`, "
-                             "or use mode 'relative')")
+        if o.mode == "avd":
+            require_avd_network(model.avd_network)
         if o.background and model.bg_predictor is None:
-            raise ModelError("background: this checkpoint has no background motion predictor")
+            raise ModelError("this checkpoint has no background motion predictor", field="background")
         device = model.device
         self.engine = AnimationEngine(model, batch_size=o.batch_size or default_batch_size(device.type),
                                       dtype=None if o.dtype is None else resolve_dtype(o.dtype, device),
@@ -85,7 +85,7 @@ class AnimationPipeline:
     def detect(self, images: torch.Tensor, *, name: str = "driving") -> torch.Tensor:
         """User-layout driving frames ``[b,H,W,C]`` -> keypoints ``[b,5K,2]`` (float32, device; driving crop applied)."""
         frames = self._model_frames(images, name, box=self.options.driving_crop)
-        return self._pieces(lambda a, b: self.engine.detect(frames[a:b]), frames.shape[0], torch.cat)
+        return torch.cat(list(self._pieces(lambda a, b: self.engine.detect(frames[a:b]), frames.shape[0])))
 
     def extract_keypoints(self, clip: DrivingFrames | torch.Tensor, *, name: str = "images") -> Keypoints:
         """Keypoints of every frame of ``clip`` (a :class:`DrivingFrames` or an IMAGE batch) as :class:`Keypoints`.
@@ -94,17 +94,25 @@ class AnimationPipeline:
         """
         if not isinstance(clip, DrivingFrames):
             clip = DrivingFrames.from_tensor(check_user_images(clip, name=name), name=name)
+        value, first = self._keypoint_pass(clip, name=name)
+        frames = (self._model_frames(first, name, box=self.options.driving_crop).cpu()
+                  if first is not None and len(value) == 1 else None)
+        return Keypoints(value=value, model_id=self.model.model_id, frames=frames)
+
+    def _keypoint_pass(self, clip: DrivingFrames, *, name: str,
+                       smooth=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The one keypoint pass over a clip -> ``(keypoints, first)``: keypoints ``[T,5K,2]`` on the CPU
+        (each batch passed through ``smooth`` when given); ``first`` the frame ``[1,H,W,3]`` when the clip
+        is a single frame, else ``None``."""
         self.hooks._call("on_stage", "keypoints", clip.frame_count)
         values, first = [], None
         for i, chunk in enumerate(clip.batches(self._limit)):
             self.hooks._call("check_interrupt")
-            values.append(self.detect(chunk, name=name).cpu())
+            kp = self.detect(chunk, name=name)
+            values.append((kp if smooth is None else smooth(kp)).cpu())
             self.hooks._call("progress", chunk.shape[0])
             first = chunk[:1] if i == 0 else None
-        value = torch.cat(values)
-        frames = (self._model_frames(first, name, box=self.options.driving_crop).cpu()
-                  if first is not None and len(value) == 1 else None)
-        return Keypoints(value=value, model_id=self.model.model_id, frames=frames)
+        return torch.cat(values), first
 
     def smoother(self, fps: float):
         """A fresh causal keypoint filter for the options' smoothing (``None`` when off)."""
@@ -121,7 +129,7 @@ class AnimationPipeline:
         ref, t = self.options.reference_frame, kp_driving.shape[0]
         ref = best_reference_frame(kp_source.cpu(), kp_driving.cpu()) if ref == "best" else ref
         if not -t <= ref < t:
-            raise ModelError(f"reference_frame: {ref} is outside the {t} driving frames")
+            raise ModelError(f"{ref} is outside the {t} driving frames", field="reference_frame")
         self.hooks._call("on_reference", ref % t)
         return ref % t
 
@@ -149,8 +157,8 @@ class AnimationPipeline:
             o.crop.clip(photo.shape[1], photo.shape[0])     # must overlap the photo; a part outside is padded
         frame = self._model_frames(photo, "source", box=o.crop, single=True)
         kp = self.engine.detect(frame) if kp_source is None else kp_source.to(self.model.device, torch.float32)
-        out_hw = (o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size
-        composer = Composer(photo=photo, box=o.crop, feather=o.feather, out_hw=out_hw or (size, size),
+        out_size = Size(o.crop.h, o.crop.w) if o.crop is not None and o.output_size is None else o.output_size
+        composer = Composer(photo=photo, box=o.crop, feather=o.feather, out_size=out_size or Size(size, size),
                             upscale=o.upscale, model_size=size, kp_source=kp, device=self.model.device)
         return _Source(frame=frame, kp=kp, cache=self.engine.cache_source(frame), composer=composer)
 
@@ -170,13 +178,7 @@ class AnimationPipeline:
                 yield from self._render(src, start, transfer(kp), kp, chunk)
                 start += kp.shape[0]
             return
-        self.hooks._call("on_stage", "keypoints", driving.frame_count)
-        kps = []
-        for chunk in driving.batches(self._limit):
-            self.hooks._call("check_interrupt")
-            kps.append(smooth(self.detect(chunk)).cpu())
-            self.hooks._call("progress", chunk.shape[0])
-        kps = torch.cat(kps)
+        kps, _ = self._keypoint_pass(driving, name="driving", smooth=smooth)
         transfer = self.transfer(src.kp, kps[self.reference_index(src.kp, kps)][None])
         yield from self._render_keypoints(src, kps, transfer, driving)
 
@@ -186,7 +188,7 @@ class AnimationPipeline:
             raise InputError(f"motion: expected a Motion, got {type(motion).__name__}")
         if motion.model_id != self.model.model_id:
             raise ModelError("motion: it was estimated with another model; use the same checkpoint")
-        if self.options.background or any(v.startswith("side-by-side") for v in self.options.views):
+        if self.options.needs_driving_frames:
             raise ValueError("rendering a Motion: background motion and side-by-side layouts need the driving frames")
         src = self._prepare_source(source, kp_source=motion.kp_source)
         yield from self._render_keypoints(src, motion.kp_driving.cpu(), None, None)
@@ -195,8 +197,7 @@ class AnimationPipeline:
         """Second pass: render precomputed keypoints (re-reading the driving frames when a layout shows them)."""
         t = kps.shape[0]
         self.hooks._call("on_stage", "render", t)
-        needs_frames = driving is not None and (self.options.background or any(
-            v.startswith("side-by-side") for v in self.options.views))
+        needs_frames = driving is not None and self.options.needs_driving_frames
         batches = driving.batches(self._limit) if needs_frames else None
         start = 0
         while start < t:
@@ -211,20 +212,12 @@ class AnimationPipeline:
     def _render(self, src: _Source, start: int, kp_new: torch.Tensor, kp_driving: torch.Tensor | None,
                 driving: torch.Tensor | None) -> Iterator[RenderedFrames]:
         """Render one batch in pieces of at most :attr:`batch_size` frames (halved on out-of-memory)."""
-        o, done = self.options, 0
-        if driving is not None and o.driving_crop is not None:
-            driving = crop(check_user_images(driving, name="driving"), o.driving_crop)
-        while done < kp_new.shape[0]:
-            self.hooks._call("check_interrupt")
-            stop = min(done + self._limit, kp_new.shape[0])
-            try:
-                out = self._render_piece(src, start + done, kp_new[done:stop],
-                                         None if kp_driving is None else kp_driving[done:stop],
-                                         None if driving is None else driving[done:stop])
-            except OUT_OF_MEMORY as exc:
-                self._halve(exc)
-                continue
-            done = stop
+        if driving is not None and self.options.driving_crop is not None:
+            driving = crop(check_user_images(driving, name="driving"), self.options.driving_crop)
+        piece = lambda a, b: self._render_piece(  # noqa: E731
+            src, start + a, kp_new[a:b], None if kp_driving is None else kp_driving[a:b],
+            None if driving is None else driving[a:b])
+        for out in self._pieces(piece, kp_new.shape[0], interruptible=True):
             self.hooks._call("progress", out.frames.shape[0])
             yield out
 
@@ -245,18 +238,22 @@ class AnimationPipeline:
                               deformation=cpu(motion.deformation) if o.with_motion else None,
                               occlusion=cpu(occ[:, 0]) if o.with_motion else None)
 
-    def _pieces(self, fn, total: int, join):
-        """``join([fn(a, b) ...])`` over ``range(total)`` in pieces of :attr:`batch_size`, halving on out-of-memory."""
-        parts, done = [], 0
+    def _pieces(self, fn, total: int, *, interruptible: bool = False) -> Iterator:
+        """The one piece-wise runner: yields ``fn(a, b)`` over ``range(total)`` in pieces of at most
+        :attr:`batch_size`; an out-of-memory error halves the batch size and retries the piece.
+        ``interruptible``: the ``check_interrupt`` hook runs before every try."""
+        done = 0
         while done < total:
+            if interruptible:
+                self.hooks._call("check_interrupt")
             stop = min(done + self._limit, total)
             try:
-                parts.append(fn(done, stop))
+                part = fn(done, stop)
             except OUT_OF_MEMORY as exc:
                 self._halve(exc)
                 continue
             done = stop
-        return join(parts)
+            yield part
 
     def _halve(self, exc: BaseException) -> None:
         if self._limit == 1:

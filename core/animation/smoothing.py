@@ -10,7 +10,7 @@ size (``[b, N, 2]``) and the result equals filtering the whole clip at once. Key
   frequency rises with the (filtered) speed, ``f_c = min_cutoff + beta |dx/dt|``; slow motion is
   smoothed strongly (jitter goes), fast motion passes with little lag.
 
-:func:`make_filter` maps one ``strength`` in ``[0, 1)`` (0 = off) to either filter, for the CLI.
+:func:`make_filter` maps one ``strength`` in ``[0, 1)`` (0 = off) to either filter (the pipeline calls it).
 """
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import math
 
 import torch
 
-__all__ = ["EMAFilter", "OneEuroFilter", "make_filter", "SMOOTHING_KINDS"]
+from ..media.errors import FieldError
+
+__all__ = ["EMAFilter", "OneEuroFilter", "check_smoothing", "make_filter", "SMOOTHING_KINDS"]
 
 SMOOTHING_KINDS = ("off", "ema", "one-euro")
 
@@ -103,8 +105,19 @@ class OneEuroFilter:
         return out
 
 
+def check_smoothing(kind: str, strength: float) -> None:
+    """The smoothing rule (``AnimationOptions`` and :func:`make_filter` call it): ``kind`` one of
+    :data:`SMOOTHING_KINDS`, ``strength`` a finite number in ``[0, 1)``; :class:`FieldError` naming
+    ``smoothing`` or ``smoothing_strength``."""
+    if kind not in SMOOTHING_KINDS:
+        raise FieldError(f"expected one of {', '.join(SMOOTHING_KINDS)}, got {kind!r}", field="smoothing")
+    if (isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength)
+            or not 0 <= strength < 1):
+        raise FieldError(f"expected a value in [0, 1), got {strength!r}", field="smoothing_strength")
+
+
 def make_filter(kind: str, strength: float, *, fps: float) -> EMAFilter | OneEuroFilter | None:
-    """Filter for the CLI's ``--smooth KIND --smooth-strength S``.
+    """The causal keypoint filter of ``kind`` and ``strength`` (checked by :func:`check_smoothing`).
 
     Args:
         kind: ``"off"``, ``"ema"`` or ``"one-euro"``.
@@ -114,10 +127,7 @@ def make_filter(kind: str, strength: float, *, fps: float) -> EMAFilter | OneEur
     Mapping: EMA ``alpha = 1 - S``. One-Euro ``min_cutoff = 10 ** (1 - 2 S)`` Hz (10 Hz at S = 0, 1 Hz at
     0.5, ~0.1 Hz near 1) with ``beta = 0.5`` and ``d_cutoff = 1`` Hz.
     """
-    if kind not in SMOOTHING_KINDS:
-        raise ValueError(f"--smooth: expected one of {', '.join(SMOOTHING_KINDS)}, got {kind!r}")
-    if not 0 <= strength < 1:
-        raise ValueError(f"--smooth-strength: expected a value in [0, 1), got {strength}")
+    check_smoothing(kind, strength)
     if kind == "off" or strength == 0:
         return None
     if kind == "ema":

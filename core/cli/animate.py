@@ -11,7 +11,6 @@ import contextlib
 import copy
 import os
 import sys
-import time
 import warnings
 
 import torch
@@ -21,21 +20,20 @@ from ..animation.animator import load_model
 from ..animation.options import AnimationOptions, UPSCALE_MODES
 from ..animation.pipeline import AnimationPipeline, Hooks
 from ..animation.smoothing import SMOOTHING_KINDS
+from ..animation.writing import write_rendered
 from ..media.image_io import load_image
+from ..media.errors import FieldError
+from ..media import size as sizes
 from .face_args import EPILOG as FACE_EPILOG
-from .face_args import add_face_arguments, crop_arg, resolve_crops
+from .face_args import FACE, add_face_arguments, crop_arg, resolve_crops
 from ..media.outputs import check_outputs
 from ..media.audio_copy import AUDIO_CODEC
 from ..media.video import VideoWriter, output_kind, probe_video
-from ..media.visualize import flow_to_rgb, occlusion_to_rgb
 from ..model.structures import MODES
 from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from .animate_batch import batch_options, run_batch
 
-__all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args"]
-
-FLOW_SCALE = 0.25
-"""--save-flow: displacement (normalised units, 2 = image width) shown fully saturated."""
+__all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args", "FLAGS"]
 
 EPILOG = """\
 precision: --dtype bfloat16/float16 run the convolutions in half precision (autocast) and keep the
@@ -57,18 +55,12 @@ outputs: .mp4 (H.264), .webm (VP9), .gif, or a folder of PNGs (a path with no ex
 """ + FACE_EPILOG
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"N"`` or ``"WxH"`` -> ``(height, width)`` (argparse type of ``--output-size``)."""
+def parse_size(text: str) -> sizes.Size:
+    """argparse type of ``--output-size``: :func:`tpsmm.core.media.size.parse_size` (``"N"`` or ``"WxH"``)."""
     try:
-        parts = [int(v) for v in str(text).lower().split("x")]
-        if len(parts) == 1:
-            parts = parts * 2
-        w, h = parts
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or WxH (e.g. 512 or 1024x768), got {text!r}") from None
-    if min(w, h) < 2:
-        raise argparse.ArgumentTypeError(f"sizes must be >= 2, got {text!r}")
-    return h, w
+        return sizes.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_reference(text: str) -> int | str:
@@ -87,7 +79,7 @@ class _BatchAction(argparse.Action):
 
     def __call__(self, parser, namespace, value, option_string=None):
         if value.strip().isdigit():
-            namespace.batch = int(value)
+            namespace.batch_size = int(value)
         else:
             setattr(namespace, self.dest, value)
 
@@ -103,7 +95,7 @@ def register(sub) -> None:
     a("--source", help="source image (png, jpg, ...) (required unless --batch gives it)")
     a("--driving", help="driving video (mp4, webm, gif, ...), image folder or image (required unless --batch)")
     a("--out", help="output: .mp4, .webm, .gif or a folder for PNGs (required unless --batch)")
-    a("--batch", action=_BatchAction, dest="batch_jobs", metavar="JOBS.csv",
+    a("--batch", action=_BatchAction, dest="jobs_csv", metavar="JOBS.csv",
       help="one animation per CSV row: columns source, driving, out and any option below by its long name; "
            "finished rows are skipped when run again; several processes (or torchrun ranks) may share it "
            "(a whole number N still means --batch-size N, as in earlier versions)")
@@ -112,8 +104,8 @@ def register(sub) -> None:
     a("--device", choices=DEVICE_CHOICES, default="auto", help="default: cuda or mps if present, else cpu")
     a("--dtype", choices=DTYPE_NAMES, default="float32",
       help="compute precision (on a CPU without native bfloat16, float32 is used with a warning)")
-    a("--batch-size", dest="batch", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
-                                 "bigger batches are no faster)")
+    a("--batch-size", type=int, metavar="BATCH",
+      help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where bigger batches are no faster)")
     a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
       help="channels_last convolutions (default on)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
@@ -145,19 +137,14 @@ def register(sub) -> None:
 
 
 def _check_args(args) -> list[tuple[str, str]]:
-    """Validate the flags and output paths before any work; returns ``[(flag, path)]`` of the outputs."""
-    for flag, value in (("--batch-size", args.batch), ("--max-frames", args.max_frames)):
-        if value is not None and value < 1:
-            raise ValueError(f"{flag}: must be >= 1, got {value}")
-    for flag, value, low in (("--size", args.size, 1), ("--max-pixels", args.max_pixels, 0)):
+    """The flag-level checks, before any work (the option rules live in :class:`AnimationOptions`):
+    bounds of the flags that are no option, flag combinations, the files. Returns ``[(flag, path)]`` of the outputs."""
+    for flag, value, low in (("--max-frames", args.max_frames, 1), ("--size", args.size, 1),
+                             ("--max-pixels", args.max_pixels, 0)):
         if value is not None and value < low:
             raise ValueError(f"{flag}: must be >= {low}, got {value}")
-    if args.mode != "relative" and (args.reference_frame != 0 or args.strength != 1.0):
-        raise ValueError(f"--reference-frame/--strength only apply to --mode relative (got --mode {args.mode})")
     if args.crop is not None and args.output_size is not None:
         raise ValueError("--output-size cannot be combined with --crop (the output is the full source photo)")
-    if args.feather < 0:
-        raise ValueError(f"--feather: must be >= 0, got {args.feather}")
     for flag, path in (("--checkpoint", args.checkpoint), ("--source", args.source), ("--driving", args.driving)):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{flag} {path}: file not found")
@@ -170,25 +157,33 @@ def _check_args(args) -> list[tuple[str, str]]:
 
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
          "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
-         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype"}
-"""Option field -> the flag that sets it (errors from the options and the pipeline name the flag)."""
+         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype",
+         "face_weights": "--face-weights"}
+"""Field of the core (an :class:`AnimationOptions` field) -> the flag that sets it: the one place where
+errors that name a field are made to name the flag (:meth:`FieldError.renamed`)."""
 
 
 def _flagged(exc: ValueError) -> ValueError:
-    """The same error with a leading ``field:`` replaced by its flag (``reference_frame: ...`` -> ``--reference-frame: ...``)."""
-    field, sep, rest = str(exc).partition(":")
-    return type(exc)(FLAGS[field] + sep + rest) if sep and field in FLAGS else exc
+    """``exc`` naming the flag instead of the field (``reference_frame: ...`` -> ``--reference-frame: ...``)."""
+    return exc.renamed(FLAGS[exc.field]) if isinstance(exc, FieldError) and exc.field in FLAGS else exc
 
 
-def options_from_args(args: argparse.Namespace, device: torch.device) -> AnimationOptions:
-    """The :class:`AnimationOptions` of ``tpsmm animate``'s flags on ``device`` (errors name the flag)."""
+def _box(crop):
+    return None if crop == FACE else crop
+
+
+def options_from_args(args: argparse.Namespace, *, dtype: torch.dtype) -> AnimationOptions:
+    """The :class:`AnimationOptions` of ``tpsmm animate``'s flags with ``dtype`` (``--dtype`` resolved for the
+    device); errors name the flag. A crop given as ``face`` is left out until
+    :func:`~tpsmm.core.cli.face_args.resolve_crops` has found the box."""
     try:
         return AnimationOptions(
             mode=args.mode, reference_frame=args.reference_frame, strength=args.strength, smoothing=args.smooth,
-            smoothing_strength=args.smooth_strength, crop=args.crop, driving_crop=args.driving_crop, feather=args.feather,
+            smoothing_strength=args.smooth_strength, crop=_box(args.crop), driving_crop=_box(args.driving_crop),
+            feather=args.feather,
             output_size=args.output_size, upscale=args.upscale, side_by_side=args.side_by_side, draw_kp=args.draw_kp,
-            with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch,
-            dtype=resolve_dtype(args.dtype, device, what="--dtype"), channels_last=args.channels_last,
+            with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch_size,
+            dtype=dtype, channels_last=args.channels_last,
             compile=args.compile)
     except ValueError as exc:
         raise _flagged(exc) from None
@@ -198,7 +193,7 @@ def run(args: argparse.Namespace, *, batch_row: bool = False) -> int:
     """Execute ``tpsmm animate`` (argparse namespace from :func:`register`); returns the exit code."""
     from tqdm import tqdm
 
-    if args.batch_jobs and not batch_row:
+    if args.jobs_csv and not batch_row:
         return run_batch(args, lambda row_args: run(copy.copy(row_args), batch_row=True))
     for flag in ("checkpoint", "source", "driving", "out"):
         if not getattr(args, flag):
@@ -250,40 +245,31 @@ def _keeps_sound(args) -> bool:
 
 
 def _run(args, tqdm) -> int:
-    outputs = dict(_check_args(args))
     device = resolve_device(args.device, what="--device")
+    dtype = resolve_dtype(args.dtype, device, what="--dtype")
+    options = options_from_args(args, dtype=dtype)                   # every option rule, before any work
+    progress = _Progress(tqdm, args.quiet)
+    outputs = dict(_check_args(args))
     source = torch.from_numpy(load_image(args.source))
     args.crop, args.driving_crop = resolve_crops(args, source)     # 'face' -> a CropBox
-    options = options_from_args(args, device)
+    options = options.replace(crop=args.crop, driving_crop=args.driving_crop)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")            # the .pth.tar conversion hint is not news here
         model = load_model(args.checkpoint, device=device, image_size=args.size)
-    if args.mode == "avd" and model.avd_network is None:
-        raise ValueError(f"--mode avd: {args.checkpoint} has no AVD network (train one with `tpsmm train-avd`, "
-                         "or use --mode relative)")
-    progress = _Progress(tqdm, args.quiet)
-    pipeline = AnimationPipeline(model, options, hooks=progress)
-    started, written, shape = time.perf_counter(), 0, (0, 0)
+    pipeline = AnimationPipeline(model, options, hooks=progress)     # refuses what the model cannot do
     with contextlib.ExitStack() as stack:
         clip = stack.enter_context(DrivingFrames.from_video(
             args.driving, max_frames=args.max_frames,
             max_pixels="default" if args.max_pixels is None else (args.max_pixels or None)))
         stack.callback(progress.close)
-        fps, size = clip.fps, (model.config.image_size,) * 2
-        main = stack.enter_context(VideoWriter(outputs["--out"], fps=fps, overwrite=args.overwrite,
+        main = stack.enter_context(VideoWriter(outputs["--out"], fps=clip.fps, overwrite=args.overwrite,
                                                audio_from=args.driving if _keeps_sound(args) else None))
-        extra = {flag: stack.enter_context(VideoWriter(outputs[flag], fps=fps, overwrite=args.overwrite))
-                 for flag in ("--save-flow", "--save-occlusion") if flag in outputs}
-        for out in pipeline.run(source, clip):
-            main.write(out.frames)
-            if "--save-flow" in extra:
-                extra["--save-flow"].write(flow_to_rgb(out.deformation, size=size, max_magnitude=FLOW_SCALE))
-            if "--save-occlusion" in extra:
-                extra["--save-occlusion"].write(occlusion_to_rgb(out.occlusion, size=size))
-            written += out.frames.shape[0]
-            shape = tuple(out.frames.shape[1:3])
-    rate = written / max(time.perf_counter() - started, 1e-9)
-    print(f"wrote {main.path}: {written} frames, {shape[1]}x{shape[0]}, {fps:g} fps ({rate:.2f} frames/s)")
+        tracks = [("frames", main)] + [
+            (track, stack.enter_context(VideoWriter(outputs[flag], fps=clip.fps, overwrite=args.overwrite)))
+            for flag, track in (("--save-flow", "flow"), ("--save-occlusion", "occlusion")) if flag in outputs]
+        written = write_rendered(pipeline.run(source, clip), tracks, motion_size=model.config.image_size)
+    shape = written.size or sizes.Size(0, 0)
+    print(f"wrote {main.path}: {written.frames} frames, {shape}, {clip.fps:g} fps ({written.rate:.2f} frames/s)")
     if clip.skipped:
         print(f"tpsmm animate: warning: skipped {clip.skipped} driving frame(s) that failed to decode",
               file=sys.stderr)

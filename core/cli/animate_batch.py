@@ -23,7 +23,7 @@ from .claims import JobStore
 
 __all__ = ["batch_options", "run_batch"]
 
-NOT_PER_ROW = {"help", "batch_jobs", "quiet", "func", "batch_options"}
+NOT_PER_ROW = {"help", "jobs_csv", "quiet", "func", "batch_options"}
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -64,20 +64,20 @@ def _key(ns) -> str:
 
 
 def run_batch(args, run_one: Callable[[argparse.Namespace], int]) -> int:
-    """Run this rank's rows of ``args.batch_jobs`` with ``run_one(row_args)``; prints a summary."""
+    """Run this rank's rows of ``args.jobs_csv`` with ``run_one(row_args)``; prints a summary."""
     options = args.batch_options
 
     def check_column(name: str) -> None:
         if name.replace("-", "_") not in options:
             raise ValueError("not a tpsmm animate option (e.g. source, driving, out, mode, strength)")
 
-    rows = read_rows(args.batch_jobs, check_column=check_column)
+    rows = read_rows(args.jobs_csv, check_column=check_column)
     jobs, outs = [], {}
     for row in rows:
-        ns = _row_args(args, options, row.values, f"{args.batch_jobs} line {row.line}")
+        ns = _row_args(args, options, row.values, f"{args.jobs_csv} line {row.line}")
         out = os.path.abspath(ns.out)
         if out in outs:
-            raise BatchError(f"{args.batch_jobs} line {row.line}: out {ns.out} is also the output of line {outs[out]}")
+            raise BatchError(f"{args.jobs_csv} line {row.line}: out {ns.out} is also the output of line {outs[out]}")
         outs[out] = row.line
         jobs.append((row, ns))
     rank, world = rank_from_env()

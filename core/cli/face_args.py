@@ -27,13 +27,14 @@ def crop_arg(option: str):
     """argparse type for ``option``: ``"face"`` or a box ``"x,y,w,h"`` (-> :class:`CropBox`)."""
     def parse(text: str):
         from ..media.crop import CropBox
+        from ..media.errors import FieldError
 
         if text.strip().lower() == FACE:
             return FACE
         try:
             return CropBox.parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).removeprefix("--crop: ") + " or 'face'") from None
+        except FieldError as exc:
+            raise argparse.ArgumentTypeError(exc.detail + " or 'face'") from None
     return parse
 
 

@@ -48,12 +48,12 @@ def find_weights(weights: str | os.PathLike | None = None, *, search_dirs: Seque
     """Path of the YuNet weights (lookup order in the module docstring); ``None`` when none is on disk.
 
     Raises:
-        FaceError: ``weights`` names a file that does not exist.
+        FaceError: ``weights`` names a file that does not exist (the error names the field ``face_weights``).
     """
     if weights is not None:
         path = os.fspath(weights)
         if not os.path.isfile(path):
-            raise FaceError(f"--face-weights: no such file: {path}")
+            raise FaceError(f"no such file: {path}", field="face_weights")
         return path
     for candidate in [hub_weights_path(), *(os.path.join(d, WEIGHTS_NAME) for d in search_dirs)]:
         if os.path.isfile(candidate):

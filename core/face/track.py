@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 from ..media.crop import CropBox
 from .framing import FRAMING_SCALE, MIN_FACE_SIZE, check_face_size, frame_face, pick_face
@@ -59,14 +60,6 @@ def _sampled_faces(frames, detector, stride: int) -> Iterator[tuple[int, torch.T
         yield from zip(numbers, detect_faces(torch.stack(picked), detector))
 
 
-def _iou(box: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    x0, y0 = torch.maximum(box[0], faces[:, 0]), torch.maximum(box[1], faces[:, 1])
-    x1, y1 = torch.minimum(box[2], faces[:, 2]), torch.minimum(box[3], faces[:, 3])
-    inter = (x1 - x0).clamp(min=0) * (y1 - y0).clamp(min=0)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(faces) - inter)
-
-
 def track_face(sampled: Iterable[tuple[int, torch.Tensor]], *, index: int | None = None,
                what: str = "driving video") -> tuple[list[torch.Tensor], int]:
     """Follow one face through ``(frame, faces)`` samples; returns its boxes and the number of samples.
@@ -81,7 +74,7 @@ def track_face(sampled: Iterable[tuple[int, torch.Tensor]], *, index: int | None
             if len(faces):
                 track.append(pick_face(faces, index, what=f"{what} (frame {frame})"))
             continue
-        overlap = _iou(track[-1], faces) if len(faces) else torch.zeros(0)
+        overlap = box_iou(track[-1][None, :4], faces[:, :4])[0] if len(faces) else torch.zeros(0)
         if len(faces) and float(overlap.max()) >= MIN_IOU:
             track.append(faces[int(overlap.argmax())])
         else:

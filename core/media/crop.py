@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from .errors import FieldError
+from .images import check_user_images
 from .resize import resize
 
 __all__ = ["CropBox", "crop", "feather_mask", "paste_back", "resize_images"]
@@ -54,17 +56,18 @@ class CropBox:
         return f"{self.x},{self.y},{self.w},{self.h}"
 
     @classmethod
-    def parse(cls, text: str) -> "CropBox":
-        """``"x,y,w,h"`` (integers, optional spaces) -> :class:`CropBox`; ``ValueError`` naming ``--crop``."""
+    def parse(cls, text: str, *, field: str = "crop") -> "CropBox":
+        """``"x,y,w,h"`` (integers, optional spaces) -> :class:`CropBox`; :class:`FieldError` naming ``field``."""
         parts = [p.strip() for p in str(text).split(",")]
         try:
             if len(parts) != 4:
                 raise ValueError
             x, y, w, h = (int(p) for p in parts)
         except ValueError:
-            raise ValueError(f"--crop: expected four integers x,y,w,h (e.g. 600,120,512,512), got {text!r}") from None
+            raise FieldError(f"expected four integers x,y,w,h (e.g. 600,120,512,512), got {text!r}",
+                             field=field) from None
         if w <= 0 or h <= 0 or x < 0 or y < 0:
-            raise ValueError(f"--crop: x,y must be >= 0 and w,h > 0, got {text!r}")
+            raise FieldError(f"x,y must be >= 0 and w,h > 0, got {text!r}", field=field)
         return cls(x=x, y=y, w=w, h=h)
 
     def check(self, width: int, height: int) -> None:
@@ -85,20 +88,10 @@ class CropBox:
         return CropBox(x=x0, y=y0, w=x1 - x0, h=y1 - y0)
 
 
-def _batched(images: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise ValueError(f"{name}: expected [H,W,C] or [B,H,W,C], got shape {tuple(images.shape)}")
-    return images
-
-
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """User-layout ``[B,H,W,C]`` to ``size = (h, w)`` by the ``picture`` policy of :mod:`tpsmm.core.media.resize`
     (unchanged when the size already matches; float32 otherwise)."""
-    return resize(_batched(images, "images"), size, policy="picture", layout="bhwc")
+    return resize(check_user_images(images, name="images", values=False), size, policy="picture", layout="bhwc")
 
 
 def crop(images: torch.Tensor, box: CropBox) -> torch.Tensor:
@@ -107,7 +100,7 @@ def crop(images: torch.Tensor, box: CropBox) -> torch.Tensor:
     A view when the box lies inside the images; a box that extends past the border must still overlap
     them, and the part outside is filled by repeating the edge pixels (the box keeps its place).
     """
-    images = _batched(images, "images")
+    images = check_user_images(images, name="images", values=False)
     height, width = images.shape[1], images.shape[2]
     if box.inside(width, height):
         return images[:, box.y:box.y + box.h, box.x:box.x + box.w]
@@ -154,8 +147,8 @@ def paste_back(full: torch.Tensor, patches: torch.Tensor, box: CropBox, *, feath
     Returns:
         New ``[T, H, W, 3]`` float tensor on ``patches``' device (inputs are not modified).
     """
-    full = _batched(full, "full")
-    patches = _batched(patches, "patches")
+    full = check_user_images(full, name="full", values=False)
+    patches = check_user_images(patches, name="patches", values=False)
     if full.shape[0] != 1:
         raise ValueError(f"full: expected one image, got a batch of {full.shape[0]}")
     if full.shape[-1] != patches.shape[-1]:

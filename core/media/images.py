@@ -15,22 +15,24 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from .errors import FieldError, InputError
 from .resize import resize
 
-__all__ = ["InputError", "check_user_images", "to_model_layout", "to_user_layout", "resize_frames"]
+__all__ = ["FieldError", "InputError", "check_user_images", "to_model_layout", "to_user_layout", "resize_frames"]
 
 
-class InputError(ValueError):
-    """An image argument has the wrong rank, channel count, dtype or value range."""
-
-
-def check_user_images(images, *, name: str, single: bool = False) -> torch.Tensor:
-    """Validate user images (the one validator of every entry point) -> float ``[B, H, W, 3]`` RGB in ``[0, 1]``.
+def check_user_images(images, *, name: str, single: bool = False, channels: tuple[int, ...] = (1, 3, 4),
+                      values: bool = True) -> torch.Tensor:
+    """Validate user images (the one image validator of the package) -> ``[B, H, W, C]``.
 
     Args:
         images: ``[H,W,C]`` / ``[B,H,W,C]`` tensor or ndarray, float in ``[0,1]``, C in 1 (grey), 3, 4 (alpha dropped).
         name: argument name used in error messages.
         single: require exactly one image (``[H,W,C]`` or ``[1,H,W,C]``).
+        channels: the channel counts accepted.
+        values: check the dtype and the range and return float RGB ``[B,H,W,3]`` in ``[0,1]`` (grey
+            repeated, alpha dropped); ``False`` checks the layout alone and returns the batch as given
+            (for helpers that draw or cut any image, e.g. uint8 frames).
 
     Raises :class:`InputError` naming ``name`` for the wrong type, rank, channel count, dtype, an empty
     batch, or values outside ``[0, 1]`` (NaN and inf included). Tiny excursions (<= 1e-3) are clamped.
@@ -39,23 +41,26 @@ def check_user_images(images, *, name: str, single: bool = False) -> torch.Tenso
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):
-        raise InputError(f"{name}: expected a tensor or array, got {type(images).__name__}")
+        raise InputError(f"expected a tensor or array, got {type(images).__name__}", field=name)
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
-        raise InputError(f"{name}: expected [H,W,C] or [B,H,W,C], got shape {tuple(images.shape)}")
+        raise InputError(f"expected [H,W,C] or [B,H,W,C], got shape {tuple(images.shape)}", field=name)
     if single and images.shape[0] != 1:
-        raise InputError(f"{name}: expected one image, got a batch of {images.shape[0]}")
+        raise InputError(f"expected one image, got a batch of {images.shape[0]}", field=name)
     if images.shape[0] == 0:
-        raise InputError(f"{name}: the image batch is empty")
+        raise InputError("the image batch is empty", field=name)
     c = images.shape[-1]
-    if c not in (1, 3, 4):
-        raise InputError(f"{name}: expected 1, 3 or 4 channels (last axis), got {c} (shape {tuple(images.shape)})")
+    if c not in channels:
+        allowed = " or ".join(filter(None, (", ".join(map(str, channels[:-1])), str(channels[-1]))))
+        raise InputError(f"expected {allowed} channels (last axis), got {c} (shape {tuple(images.shape)})", field=name)
+    if not values:
+        return images
     if not images.is_floating_point():
-        raise InputError(f"{name}: expected float values in [0,1], got dtype {images.dtype} (divide by 255)")
+        raise InputError(f"expected float values in [0,1], got dtype {images.dtype} (divide by 255)", field=name)
     lo, hi = float(images.min()), float(images.max())
     if lo < -1e-3 or hi > 1 + 1e-3 or not np.isfinite([lo, hi]).all():
-        raise InputError(f"{name}: values must lie in [0,1], got range [{lo:.4g}, {hi:.4g}]")
+        raise InputError(f"values must lie in [0,1], got range [{lo:.4g}, {hi:.4g}]", field=name)
     x = images[..., :3] if c == 4 else (images.expand(*images.shape[:-1], 3) if c == 1 else images)
     return x.clamp(0, 1) if lo < 0 or hi > 1 else x
 

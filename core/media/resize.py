@@ -25,17 +25,12 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from .size import Size
+
 __all__ = ["RESIZE_POLICIES", "resize"]
 
 RESIZE_POLICIES = {"model": "bilinear", "picture": "bicubic"}
 """Policy -> ``F.interpolate`` mode (always ``antialias=True``, ``align_corners=False``)."""
-
-
-def _hw(size) -> tuple[int, int]:
-    hw = (size, size) if isinstance(size, int) else tuple(int(v) for v in size)
-    if len(hw) != 2 or min(hw) < 1:
-        raise ValueError(f"size: expected an int or (height, width) >= 1, got {size!r}")
-    return hw
 
 
 def resize(images: torch.Tensor, size: int | tuple[int, int], *, policy: str = "picture",
@@ -56,7 +51,7 @@ def resize(images: torch.Tensor, size: int | tuple[int, int], *, policy: str = "
     if layout not in ("bchw", "bhwc") or images.ndim != 4:
         raise ValueError(f"resize: expected a 4-D batch in layout bchw or bhwc, got {layout!r} "
                          f"with shape {tuple(images.shape)}")
-    hw = _hw(size)
+    hw = Size.of(size)
     x = images if layout == "bchw" else rearrange(images, "b h w c -> b c h w")
     if tuple(x.shape[2:]) == hw:
         return images

@@ -24,6 +24,7 @@ import av
 import numpy as np
 
 from .image_io import IMAGE_EXTENSIONS, VideoError, list_image_files, load_image_uint8, resize_uint8
+from .size import Size
 from .probe import IMAGE_SEQUENCE_FPS, MAX_VIDEO_PIXELS, VideoInfo, open_av, probe_video, quarter_turns
 from .video_writer import SUPPORTED_OUTPUTS, VideoWriter, output_kind
 
@@ -31,15 +32,6 @@ __all__ = [
     "VideoError", "VideoInfo", "probe_video", "VideoReader", "VideoWriter", "SUPPORTED_OUTPUTS",
     "output_kind", "IMAGE_SEQUENCE_FPS", "MAX_VIDEO_PIXELS",
 ]
-
-
-def _check_size(size) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    hw = (size, size) if isinstance(size, (int, np.integer)) else size
-    if not isinstance(hw, (tuple, list)) or len(hw) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in hw):
-        raise ValueError(f"size: expected a positive int or (height, width), got {size!r}")
-    return int(hw[0]), int(hw[1])
 
 
 class VideoReader:
@@ -68,7 +60,7 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, *, size: int | tuple[int, int] | None = None,
                  max_frames: int | None = None, max_pixels: int | None | str = "default"):
         self.path = os.fspath(path)
-        self._size = _check_size(size)
+        self._size = None if size is None else Size.of(int(size) if isinstance(size, np.integer) else size)
         if max_frames is not None and (not isinstance(max_frames, (int, np.integer)) or max_frames < 1):
             raise ValueError(f"max_frames: expected a positive int or None, got {max_frames!r}")
         self.max_frames = None if max_frames is None else int(max_frames)
@@ -78,9 +70,9 @@ class VideoReader:
         self._closed = False
 
     @property
-    def frame_size(self) -> tuple[int, int]:
-        """``(h, w)`` of the frames this reader yields."""
-        return self._size or (self.info.height, self.info.width)
+    def frame_size(self) -> Size:
+        """:class:`~tpsmm.core.media.size.Size` ``(height, width)`` of the frames this reader yields."""
+        return self._size or Size(self.info.height, self.info.width)
 
     @property
     def expected_frames(self) -> int:

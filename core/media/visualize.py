@@ -18,7 +18,9 @@ from einops import rearrange
 from kornia.geometry import create_meshgrid
 from torchvision.utils import flow_to_image
 
+from .images import check_user_images
 from .resize import resize
+from .size import Size
 
 __all__ = ["group_colours", "draw_keypoints", "flow_to_rgb", "occlusion_to_rgb", "side_by_side"]
 
@@ -27,25 +29,6 @@ def group_colours(groups: int, *, device=None, dtype: torch.dtype = torch.float3
     """``[groups, 3]`` rainbow colours in ``[0,1]`` (hue evenly spaced, full saturation and value)."""
     rgb = [colorsys.hsv_to_rgb(g / max(groups, 1), 1.0, 1.0) for g in range(groups)]
     return torch.tensor(rgb, device=device, dtype=dtype).reshape(groups, 3)
-
-
-def _check_images(images: torch.Tensor, name: str) -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"{name}: expected [B,H,W,3] images, got shape {tuple(images.shape)}")
-    return images
-
-
-def _hw(size: int | tuple[int, int] | None, default: tuple[int, int]) -> tuple[int, int]:
-    if size is None:
-        return default
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if len(hw) != 2 or min(hw) < 1:
-        raise ValueError(f"size: expected a positive int or (height, width), got {size!r}")
-    return int(hw[0]), int(hw[1])
 
 
 def draw_keypoints(images: torch.Tensor, kp: torch.Tensor, *, radius: int | None = None,
@@ -65,7 +48,7 @@ def draw_keypoints(images: torch.Tensor, kp: torch.Tensor, *, radius: int | None
     # Not torchvision's draw_keypoints: it draws one colour per call through PIL on the CPU, one image at a
     # time, and round-trips a float image through uint8 (every pixel moves by up to 1/510); here all frames
     # and groups are drawn in one indexed write on the frames' device, leaving other pixels untouched.
-    images = _check_images(images, "images")
+    images = check_user_images(images, name="images", channels=(3,), values=False)
     if not isinstance(kp, torch.Tensor) or kp.ndim != 3 or kp.shape[-1] != 2:
         raise ValueError(f"kp: expected [B,N,2] keypoints, got {getattr(kp, 'shape', type(kp).__name__)}")
     b, h, w, _ = images.shape
@@ -137,7 +120,7 @@ def flow_to_rgb(deformation: torch.Tensor, *, size: int | tuple[int, int] | None
     else:
         rgb = flow_to_image(flow)
     rgb = rgb.float() / 255
-    hw = _hw(size, (h, w))
+    hw = Size(h, w) if size is None else Size.of(size)
     if hw != (h, w):
         rgb = F.interpolate(rgb, size=hw, mode="bilinear", align_corners=False).clamp(0, 1)
     return rearrange(rgb, "b c h w -> b h w c").contiguous()
@@ -160,7 +143,7 @@ def occlusion_to_rgb(occlusion: torch.Tensor, *, size: int | tuple[int, int] | N
     if occlusion.ndim != 3:
         raise ValueError(f"occlusion: expected [B,h,w] or [B,1,h,w], got {tuple(occlusion.shape)}")
     x = occlusion.float()[:, None]
-    hw = _hw(size, tuple(x.shape[2:]))
+    hw = Size(*x.shape[2:]) if size is None else Size.of(size)
     if hw != tuple(x.shape[2:]):
         x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False)
     return rearrange(x.clamp(0, 1), "b 1 h w -> b h w 1").expand(-1, -1, -1, 3).contiguous()
@@ -171,7 +154,8 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
 
     Args:
         panels: each ``[B_i, H_i, W_i, 3]`` (or ``[H, W, 3]``) with ``B_i`` equal to 1 or the common
-            batch ``B``. Each is resized (antialiased bilinear, aspect kept) to the first panel's height.
+            batch ``B``. Each is resized (antialiased bicubic, the ``picture`` policy; aspect kept) to the first
+            panel's height.
 
     Returns:
         ``[B, H, sum(W_i'), 3]`` float32 on the first panel's device.
@@ -180,7 +164,7 @@ def side_by_side(*panels: torch.Tensor) -> torch.Tensor:
     # each frame gets its own row of panels of different widths.
     if not panels:
         raise ValueError("side_by_side: need at least one panel")
-    panels = tuple(_check_images(p, f"panel {i}") for i, p in enumerate(panels))
+    panels = tuple(check_user_images(p, name=f"panel {i}", channels=(3,), values=False) for i, p in enumerate(panels))
     b = max(p.shape[0] for p in panels)
     bad = [p.shape[0] for p in panels if p.shape[0] not in (1, b)]
     if bad:

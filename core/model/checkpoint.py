@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from ..media.atomic import atomic_write
 from .config import Config, ConfigError, ModelConfig, load_config
 from .container import NETWORKS, TPSMMNetworks
-from .header import check_header_shapes, read_header_shapes
+from .header import check_header_shapes, read_header_shapes, split_key
 
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_checkpoint", "read_checkpoint", "read_official",
            "infer_model_config", "build_model", "load_network", "convert_official", "load_networks", "is_official_path",
@@ -99,9 +99,10 @@ def read_checkpoint(path: str) -> tuple[Config, dict[str, dict[str, torch.Tensor
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        net, _, rest = key.partition(".")
-        if net not in NETWORKS or not rest:
-            raise CheckpointError(f"{path}: unexpected tensor {key!r} (not under a known network prefix)")
+        try:
+            net, rest = split_key(key, source=path)
+        except ValueError as exc:
+            raise CheckpointError(str(exc)) from None
         groups.setdefault(net, {})[rest] = value
     return config, groups, meta
 
@@ -186,11 +187,7 @@ def build_model(config: ModelConfig, groups: dict[str, dict[str, torch.Tensor]],
     missing = [n for n in REQUIRED if n not in groups]
     if missing:
         raise CheckpointError(f"{source}: missing network(s) {', '.join(missing)}")
-    # a measured ("lk") background has no weights: it is there whenever the config asks for it
-    with_bg = "bg_predictor" in groups or (config.bg and config.bg_motion == "lk")
-    if config.bg and not with_bg:
-        config = dataclasses.replace(config, bg=False)
-    model = cls(config, with_bg=with_bg, with_avd="avd_network" in groups)
+    model = cls.for_networks(config, groups)
     for net, sd in groups.items():
         load_network(getattr(model, net), sd, name=net, source=source)
     return model

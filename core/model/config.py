@@ -19,19 +19,18 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..geometry.lucas_kanade import MOTION_MODELS
+from ..networks.backbone import BACKBONES
 from .recipe import AVDTrainConfig, ConfigError, DatasetConfig, TrainConfig
 
-__all__ = [
-    "ConfigError", "ModelConfig", "TrainConfig", "AVDTrainConfig", "DatasetConfig", "Config",
-    "PRESETS", "get_preset", "load_config",
-]
+__all__ = ["ConfigError", "ModelConfig", "TrainConfig", "AVDTrainConfig", "DatasetConfig", "Config", "PRESETS",
+           "get_preset", "load_config"]
 
 
 #: Background-motion models: the released learned predictor, or a robust Lucas-Kanade fit (no weights).
 BG_MOTIONS = ("predictor", "lk")
-#: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6).
-LK_MOTION_MODELS = ("translation", "zoom", "similarity", "affine")
-
+#: Warps the Lucas-Kanade background fit can use (degrees of freedom 2, 3, 4, 6): the geometry's own list.
+LK_MOTION_MODELS = tuple(MOTION_MODELS)
 
 #: Upper bounds of integer model fields (others 8192): far above any sensible model, too low to allocate gigabytes.
 _MODEL_BOUNDS = {"num_tps": 64, "num_channels": 4, "gen_num_down_blocks": 6, "dm_num_blocks": 8, "image_size": 4096,
@@ -51,7 +50,8 @@ class ModelConfig:
     num_channels: int = 3
     bg: bool = True
     # how the background affine is found: "predictor" (the released learned BG motion predictor) or "lk"
-    # (a robust Lucas-Kanade fit of one ``bg_lk_model`` warp to the frame pair; no weights, see core/lucas_kanade.py)
+    # (a robust Lucas-Kanade fit of one ``bg_lk_model`` warp to the frame pair; no weights, see
+    # core/geometry/lucas_kanade.py)
     bg_motion: str = "predictor"
     bg_lk_model: str = "similarity"
     multi_mask: bool = True
@@ -94,8 +94,8 @@ class ModelConfig:
             if value > _MODEL_BOUNDS.get(name, 8192):
                 raise ConfigError(f"model config: {name} {value} is beyond any sane TPSMM "
                                   f"(at most {_MODEL_BOUNDS.get(name, 8192)})")
-        if self.backbone not in ("resnet18", "small"):
-            raise ConfigError(f"model config: backbone must be 'resnet18' or 'small', got {self.backbone!r}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"model config: backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
         if self.bg_motion not in BG_MOTIONS:
             raise ConfigError(f"model config: bg_motion must be one of {', '.join(BG_MOTIONS)}, got {self.bg_motion!r}")
         if self.bg_lk_model not in LK_MOTION_MODELS:

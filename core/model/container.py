@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from ..media.errors import FieldError
 from ..media.images import to_model_layout
 from ..networks.avd import AVDNetwork
 from ..networks.bg_motion import BGLucasKanade, BGMotionPredictor
@@ -25,7 +26,7 @@ __all__ = ["TPSMMNetworks", "NETWORKS", "ModelError"]
 NETWORKS = ("kp_detector", "dense_motion_network", "inpainting_network", "bg_predictor", "avd_network")
 
 
-class ModelError(ValueError):
+class ModelError(FieldError):
     """A request the loaded model cannot serve (missing network, foreign keypoints, bad mode)."""
 
 
@@ -64,6 +65,18 @@ class TPSMMNetworks(nn.Module):
         self.avd_network = AVDNetwork(num_tps=c.num_tps, id_bottle_size=c.avd_id_bottle_size,
                                       pose_bottle_size=c.avd_pose_bottle_size) if with_avd else None
         self._model_id: str | None = None
+
+    @classmethod
+    def for_networks(cls, config: ModelConfig, networks) -> "TPSMMNetworks":
+        """The model that a checkpoint holding ``networks`` (names) builds, with the background rule in one place:
+        a measured (``lk``) background has no weights, so it is there whenever the config asks for it; a learned
+        one only when the file holds ``bg_predictor`` tensors (else the config's ``bg`` is switched off); the AVD
+        network when the file holds it."""
+        names = set(networks)
+        with_bg = "bg_predictor" in names or (config.bg and config.bg_motion == "lk")
+        if config.bg and not with_bg:
+            config = config.replace(bg=False)
+        return cls(config, with_bg=with_bg, with_avd="avd_network" in names)
 
     # ----------------------------------------------------------------- identity and placement
     @property

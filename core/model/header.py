@@ -21,6 +21,15 @@ MAX_PARAMETERS = 2_000_000_000
 """More parameters than this (8 GB of float32) is refused as not a TPSMM checkpoint (the release has ~60 M)."""
 
 
+def split_key(key: str, *, source: str) -> tuple[str, str]:
+    """The one reading of a checkpoint key: ``"kp_detector.down.0.weight"`` -> ``("kp_detector", "down.0.weight")``;
+    ``ValueError`` naming ``source`` for a key outside the known network prefixes (:data:`NETWORKS`)."""
+    net, _, rest = key.partition(".")
+    if net not in NETWORKS or not rest:
+        raise ValueError(f"{source}: unexpected tensor {key!r} (not under a known network prefix)")
+    return net, rest
+
+
 def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """``{network: {key: shape}}`` read from the safetensors header of ``path`` (no tensor data is read).
 
@@ -29,17 +38,16 @@ def header_shapes(path: str) -> dict[str, dict[str, tuple[int, ...]]]:
     out: dict[str, dict[str, tuple[int, ...]]] = {}
     with safe_open(path, framework="pt") as f:
         for key in f.keys():
-            net, _, rest = key.partition(".")
-            if net not in NETWORKS or not rest:
-                raise ValueError(f"{path}: unexpected tensor {key!r} (not under a known network prefix)")
+            net, rest = split_key(key, source=path)
             out.setdefault(net, {})[rest] = tuple(f.get_slice(key).get_shape())
     return out
 
 
-def expected_shapes(config: ModelConfig, *, with_bg: bool, with_avd: bool) -> dict[str, dict[str, tuple[int, ...]]]:
-    """``{network: {key: shape}}`` of a :class:`TPSMMNetworks` for ``config``, built on the meta device (no memory)."""
+def expected_shapes(config: ModelConfig, networks) -> dict[str, dict[str, tuple[int, ...]]]:
+    """``{network: {key: shape}}`` of the :class:`TPSMMNetworks` that ``config`` and a file holding ``networks``
+    (names) build (:meth:`TPSMMNetworks.for_networks`), made on the meta device (no memory)."""
     with torch.device("meta"):
-        model = TPSMMNetworks(config, with_bg=with_bg, with_avd=with_avd)
+        model = TPSMMNetworks.for_networks(config, networks)
     return {name: {k: tuple(v.shape) for k, v in getattr(model, name).state_dict().items()}
             for name in model.present_networks()}
 
@@ -50,10 +58,7 @@ def check_header_shapes(config: ModelConfig, found: dict[str, dict[str, tuple[in
     total = sum(math.prod(s) for group in found.values() for s in group.values())
     if total > MAX_PARAMETERS:
         raise ValueError(f"{source}: holds {total:,} parameters, more than any TPSMM ({MAX_PARAMETERS:,} at most)")
-    with_bg = "bg_predictor" in found or (config.bg and config.bg_motion == "lk")
-    if config.bg and not with_bg:
-        config = config.replace(bg=False)
-    want = expected_shapes(config, with_bg=with_bg, with_avd="avd_network" in found)
+    want = expected_shapes(config, found)
     for net, tensors in found.items():
         if net not in want:
             raise ValueError(f"{source}: has {net} tensors, which its config does not use")

@@ -1,6 +1,6 @@
 """One training iteration's forward pass: every network, every loss (reference ``GeneratorFullModel``).
 
-:class:`TrainingModel` is the module that DDP wraps. Its randomness (TPS dropout masks and the random
+:class:`BatchLosses` is the module that DDP wraps. Its randomness (TPS dropout masks and the random
 TPS of the equivariance loss) comes from a CPU generator seeded per call (``noise_seed``), so a
 sample's noise depends only on the seed, the step and its position in the global batch — not on the
 number of processes, nor on what ran before (exact resume).
@@ -15,7 +15,7 @@ from ..core import TPSMM
 from ..core.geometry.tps import RandomTPS
 from .losses import ImagePyramid, background_loss, equivariance_loss, warp_loss
 
-__all__ = ["dropout_probability", "background_active", "TrainingModel", "LOSS_NAMES"]
+__all__ = ["dropout_probability", "background_active", "BatchLosses", "LOSS_NAMES"]
 
 LOSS_NAMES = ("perceptual", "l1_ssim", "equivariance_value", "warp_loss", "bg")
 
@@ -37,7 +37,7 @@ def background_active(epoch: int, model: ModelConfig, train: TrainConfig) -> boo
     return bool(model.bg) and epoch >= train.bg_start
 
 
-class TrainingModel(nn.Module):
+class BatchLosses(nn.Module):
     """``(source, driving) [B,3,H,W] -> (losses, visuals)`` for one micro-batch.
 
     Args:
@@ -45,7 +45,7 @@ class TrainingModel(nn.Module):
         train: the recipe (loss weights, scales, random TPS, dropout schedule).
         reconstruction: :class:`~tpsmm.trainer.losses.PerceptualLoss` or
             :class:`~tpsmm.trainer.losses.L1SSIMLoss`, or ``None`` when the perceptual weights are all 0.
-        with_bg: include the background predictor (it must exist). Build a new ``TrainingModel`` (and
+        with_bg: include the background predictor (it must exist). Build a new ``BatchLosses`` (and
             DDP wrapper) when it switches on at ``bg_start``, so DDP never sees unused parameters.
     """
 
@@ -53,7 +53,7 @@ class TrainingModel(nn.Module):
                  with_bg: bool) -> None:
         super().__init__()
         if with_bg and model.bg_predictor is None:
-            raise ValueError("TrainingModel: with_bg=True but the model has no bg_predictor (config bg=False)")
+            raise ValueError("BatchLosses: with_bg=True but the model has no bg_predictor (config bg=False)")
         self.kp_detector = model.kp_detector
         self.dense_motion_network = model.dense_motion_network
         self.inpainting_network = model.inpainting_network
@@ -79,7 +79,7 @@ class TrainingModel(nn.Module):
             ``deformed``, ``occlusion`` ``[B,1,H,W]``, ``kp_source``, ``kp_driving`` ``[B,N,2]``).
         """
         if source.shape != driving.shape or source.ndim != 4:
-            raise ValueError(f"TrainingModel: source {tuple(source.shape)} and driving {tuple(driving.shape)} "
+            raise ValueError(f"BatchLosses: source {tuple(source.shape)} and driving {tuple(driving.shape)} "
                              "must both be [B,3,H,W]")
         tc = self.train_config
         gen = torch.Generator().manual_seed(int(noise_seed))
