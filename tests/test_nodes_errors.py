@@ -1,6 +1,8 @@
 """Bad input to the nodes: each one raises a ValueError/RuntimeError whose one-line text tells the user what to do."""
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from comfy_nodes import call, validate
@@ -52,7 +54,17 @@ def test_gpu_request_without_gpu(load):
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     expect(RuntimeError, "device 'gpu': no GPU is available", load, "tiny.safetensors", device="gpu")
-    expect(RuntimeError, "fp16.*not supported on the CPU", load, "tiny.safetensors", device="cpu", dtype="fp16")
+
+
+def test_node_dtype_follows_the_core_rule(load):
+    """fp16 on the CPU: the same fallback as the CLI and the API (bf16 where native, else fp32, with a warning)."""
+    from tpsmm.core.device import resolve_dtype
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = resolve_dtype("fp16", torch.device("cpu"))
+        placed = load("tiny.safetensors", device="cpu", dtype="fp16")
+    assert placed.dtype == expected and expected != torch.float16
 
 
 def test_source_and_driving_of_different_shapes(load):

@@ -9,16 +9,19 @@ from comfy_api.latest import io
 
 from ..core.model.checkpoint import CheckpointError
 from ..core import load_model
+from ..core.device import resolve_dtype
 from . import comfy_compat as cc
 from .runtime import PlacedModel
 from .sockets import Model
 
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 log = logging.getLogger("tpsmm")
 
 
-def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
-    """``auto | cpu | gpu`` -> ``(run device, offload device)``."""
+def comfy_devices(choice: str) -> tuple[torch.device, torch.device]:
+    """The node's ``device`` choice ``auto | cpu | gpu`` -> ComfyUI's ``(run device, offload device)``.
+
+    Device names themselves are the core's (:func:`tpsmm.core.device.resolve_device`); this only asks ComfyUI
+    which of its devices the choice means."""
     if choice == "cpu":
         return torch.device("cpu"), torch.device("cpu")
     run = cc.torch_device()
@@ -28,12 +31,10 @@ def resolve_device(choice: str) -> tuple[torch.device, torch.device]:
     return run, cc.offload_device()
 
 
-def resolve_dtype(choice: str, device: torch.device) -> torch.dtype:
-    if choice == "auto":
-        return cc.auto_dtype(device)
-    if choice == "fp16" and device.type == "cpu":
-        raise RuntimeError("dtype 'fp16' is not supported on the CPU; choose 'auto', 'fp32' or 'bf16'")
-    return DTYPES[choice]
+def node_dtype(choice: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> ComfyUI's choice for ``device``; a name -> the core's one rule
+    (:func:`tpsmm.core.device.resolve_dtype`: e.g. fp16 on a CPU becomes bf16 where that is native, else fp32)."""
+    return cc.auto_dtype(device) if choice == "auto" else resolve_dtype(choice, device, what="dtype")
 
 
 class LoadCheckpoint(io.ComfyNode):
@@ -70,11 +71,11 @@ class LoadCheckpoint(io.ComfyNode):
             path = cc.checkpoint_path(ckpt_name)
         except FileNotFoundError as exc:
             raise CheckpointError(str(exc)) from None
-        run, offload = resolve_device(device)
+        run, offload = comfy_devices(device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = load_model(path, device=offload, dtype=torch.float32)
         for w in caught:
             log.warning("TPSMM: %s", w.message)
-        placed = PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=resolve_dtype(dtype, run))
+        placed = PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=node_dtype(dtype, run))
         return io.NodeOutput(placed)
