@@ -177,7 +177,7 @@ RENDERERS = {"AnimationEngine", "render_batch", "generate_frames", "inpainting_n
 RENDERING_MODULES = {
     "core/animation/pipeline.py": "THE render loop: batches, hooks, out-of-memory halving, layouts",
     "core/model/container.py": "generate_frames: one dense-motion + inpainting pass, no loop",
-    "trainer/full_model.py": "the training forward: one batch, to compute the losses",
+    "trainer/batch_losses.py": "the training forward: one batch, to compute the losses",
     "trainer/avd_train.py": "one batch of pictures of the AVD keypoints",
     "benchmarks/animate.py": "the release's per-frame loop, timed as the baseline the pipeline is compared to",
 }
