@@ -68,6 +68,12 @@ def test_rows_render_resume_and_report_failures(media, animate):
     ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,x.mp4\n", "line 3: out x.mp4 is also the output of line 2"),
     ("source,driving\nphoto.png,a.mp4\n", "jobs.csv line 2: no out"),
     ('source,driving,out\n"photo.png,a.mp4,x.mp4\n', "malformed CSV"),
+    ("source,driving,out\nphoto.png,a.mp4,y.mp4\nphoto.png,y.mp4,x.mp4\n",   # an output used as an input
+     "jobs.csv line 3: driving y.mp4 is written by line 2; a batch cannot read what it writes"),
+    ("source,driving,out,save-flow\nphoto.png,a.mp4,y.mp4,\nphoto.png,b.mp4,x.mp4,y.mp4\n",   # side output vs out
+     "jobs.csv line 3: save-flow y.mp4 is also the output of line 2"),
+    ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,a.mp4\n",   # the result exists already
+     "jobs.csv line 3: out a.mp4 exists already; not overwriting it (move it away, or pass --overwrite)"),
 ])
 def test_bad_rows_are_refused_before_any_job(media, animate, text, message):
     r = animate(text)

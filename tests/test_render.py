@@ -110,7 +110,7 @@ def test_bad_workflows_are_refused_before_queueing(render, servers, tmp_path, re
         "wrong link": (_workflow(tmp_path, lambda d: d["5"]["inputs"].update(source=["2", 0])), (),
                        "input 'source' expects IMAGE but is linked to a VIDEO output of node 2"),
         "no output": (_workflow(tmp_path, lambda d: d.pop("7")), (), "the workflow has no output node"),
-        "not media": (ANIMATE, ("--set", f"1.image={tmp_path / 'notes.png'}"), "is not an image, video or audio file"),
+        "not media": (ANIMATE, ("--set", f"1.image={tmp_path / 'notes.png'}"), "is not an image, a video or an audio file"),
         "no file": (ANIMATE, ("--set", "1.image=ghost.png"), "'ghost.png' is neither a file here"),
         "bad set": (ANIMATE, ("--set", "5.mode"), "expected NODE.input=VALUE"),
     }
