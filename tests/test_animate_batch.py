@@ -26,6 +26,7 @@ def media(tmp_path_factory):
     save_image(str(d / "photo.png"), frames(1, 80, 100)[0].astype(np.float32) / 255)
     write_clip(d / "a.mp4", frames(4))
     write_clip(d / "b.mp4", frames(3))
+    (d / "old.mp4").write_bytes(b"an earlier result")
     return d
 
 
@@ -72,8 +73,8 @@ def test_rows_render_resume_and_report_failures(media, animate):
      "jobs.csv line 3: driving y.mp4 is written by line 2; a batch cannot read what it writes"),
     ("source,driving,out,save-flow\nphoto.png,a.mp4,y.mp4,\nphoto.png,b.mp4,x.mp4,y.mp4\n",   # side output vs out
      "jobs.csv line 3: save-flow y.mp4 is also the output of line 2"),
-    ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,a.mp4\n",   # the result exists already
-     "jobs.csv line 3: out a.mp4 exists already; not overwriting it (move it away, or pass --overwrite)"),
+    ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,old.mp4\n",   # the result exists already
+     "jobs.csv line 3: out old.mp4 exists already; not overwriting it (move it away, or pass --overwrite)"),
 ])
 def test_bad_rows_are_refused_before_any_job(media, animate, text, message):
     r = animate(text)
