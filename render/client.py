@@ -82,17 +82,21 @@ class ComfyServer:
         finally:
             self.job_end = None
 
-    def _deadline(self, whole_job: bool) -> float:
+    def _deadline(self, whole_job: bool) -> tuple[float, str]:
+        """When the next exchange must be done, and what sets that time (for the message)."""
         now = time.monotonic()
         end = self.job_end if self.job_end is not None else now + self.timeout
-        return end if whole_job else min(end, now + self.request_timeout)
+        if whole_job or end < now + self.request_timeout:
+            return end, f"--timeout {self.timeout:g} s"
+        return now + self.request_timeout, f"{self.request_timeout:g} s"
 
     def request(self, path: str, *, data: bytes | None = None, headers: dict | None = None,
                 sink: BinaryIO | None = None, what: str = "", whole_job: bool = False,
                 deadline: float | None = None) -> bytes:
         """The body of a 200 answer (bounded, see :mod:`.exchange`); :class:`ServerDown` otherwise."""
-        status, body = exchange(self.url, path, data=data, headers=headers, sink=sink, what=what,
-                                deadline=deadline or self._deadline(whole_job), stall=self.request_timeout,
+        end, limit = (deadline, f"{deadline - time.monotonic():.0f} s") if deadline else self._deadline(whole_job)
+        status, body = exchange(self.url, path, data=data, headers=headers, sink=sink, what=what, limit=limit,
+                                deadline=end, stall=self.request_timeout,
                                 max_bytes=self.max_download if sink is not None else self.max_response,
                                 registry=None if deadline else self.exchanges)
         if status != 200:
@@ -102,20 +106,20 @@ class ComfyServer:
             raise ServerDown(f"{self.url}{path.split('?')[0]}: HTTP {status} {text[:120].strip()}")
         return body
 
-    def get_json(self, path: str, body=None):
+    def get_json(self, path: str, body=None, *, deadline: float | None = None):
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": "application/json"} if body is not None else {}
-        raw = self.request(path, data=data, headers=headers)
+        raw = self.request(path, data=data, headers=headers, deadline=deadline)
         try:
             return json.loads(raw or b"{}")
         except ValueError:
             raise ServerDown(f"{self.url}{path.split('?')[0]}: the answer is not JSON; is this a ComfyUI server?") \
                 from None
 
-    def object_info(self) -> dict:
+    def object_info(self, *, deadline: float | None = None) -> dict:
         """The served node schemas; :class:`ServerDown` when the URL is not a ComfyUI server."""
         try:
-            info = self.get_json("/object_info")
+            info = self.get_json("/object_info", deadline=deadline)
         except ServerDown as exc:
             if "HTTP" in str(exc) or "not JSON" in str(exc):
                 raise ServerDown(f"{self.url}: not a ComfyUI server (GET /object_info failed)") from None
@@ -129,12 +133,13 @@ class ComfyServer:
                                  f"is malformed: {problem})")
         return info
 
-    def upload(self, path: str, *, subfolder: str = "tpsmm") -> str:
-        """Upload a local file into the server's input folder under :func:`upload_name`; the name for the prompt."""
+    def upload(self, path: str, *, name: str | None = None, subfolder: str = "tpsmm") -> str:
+        """Upload a local file into the server's input folder as ``name`` (default :func:`upload_name`);
+        the name to use in the prompt."""
         boundary = uuid.uuid4().hex
         with open(path, "rb") as f:
             content = f.read()
-        name = upload_name(path)
+        name = name or upload_name(path)
         parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="subfolder"\r\n\r\n{subfolder}\r\n'.encode(),
                  f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n'.encode(),
                  (f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
@@ -171,7 +176,7 @@ class ComfyServer:
                 ws.close()
 
     def _wait(self, prompt_id: str, ws, progress) -> dict:
-        deadline, next_poll = self._deadline(whole_job=True), 0.0
+        deadline, next_poll = self._deadline(whole_job=True)[0], 0.0
         while (left := deadline - time.monotonic()) > 0:
             if ws is not None:
                 try:

@@ -79,7 +79,7 @@ def _shut(conn) -> None:
 
 def exchange(base: str, path: str, *, deadline: float, max_bytes: int, data: bytes | None = None,
              headers: dict | None = None, sink: BinaryIO | None = None, what: str = "",
-             registry: Exchanges | None = None, stall: float = 30.0) -> tuple[int, bytes]:
+             registry: Exchanges | None = None, stall: float = 30.0, limit: str = "") -> tuple[int, bytes]:
     """``(status, body)`` of one request to ``base + path``, done by ``deadline`` (``time.monotonic()``).
 
     Args:
@@ -90,6 +90,7 @@ def exchange(base: str, path: str, *, deadline: float, max_bytes: int, data: byt
         sink: a binary file the body is streamed into (then ``body`` is ``b""``); only for status 200.
         what: names the body in messages (``"result file x.png"``); default the path.
         registry: connections in flight, for :meth:`Exchanges.abort`.
+        limit: what sets the deadline, for the message (e.g. ``"--timeout 20 s"``).
         stall: seconds one read may wait for a single byte.
 
     Raises:
@@ -126,8 +127,8 @@ def exchange(base: str, path: str, *, deadline: float, max_bytes: int, data: byt
         return 200, _body(resp, max_bytes, sink, what)
     except (OSError, http.client.HTTPException) as exc:
         if expired.is_set():
-            raise ServerDropped(f"{what}: no complete answer within {budget:.0f} s (a server that answers this "
-                                "slowly is treated as down)") from None
+            raise ServerDropped(f"{what}: no complete answer within {limit or f'{budget:.0f} s'} (a server that "
+                                "answers this slowly is treated as down)") from None
         if registry is not None and registry.aborted:
             raise ServerDown("interrupted") from None
         raise ServerDown(f"cannot reach ComfyUI at {base}: {getattr(exc, 'reason', None) or exc}") from None

@@ -35,7 +35,7 @@ class BatchJob:
     """One row's job.
 
     Attributes:
-        row: the CSV row (``row.line`` names it in messages).
+        row: the CSV row (``row.line`` names it in messages; line 0: a single job, not from a CSV).
         key: identifies the job's complete content (a hash): its resume record and claim.
         inputs: ``(label, path)`` of the local files it reads.
         outputs: ``(label, path)`` of the files it writes (``path`` may end in :data:`ANY_EXT`).
@@ -50,7 +50,7 @@ class BatchJob:
 
     @property
     def label(self) -> str:
-        return f"row {self.row.row} (line {self.row.line})"
+        return f"row {self.row.row} (line {self.row.line})" if self.row.line else "the job"
 
 
 def _norm(path: str) -> str:
@@ -79,7 +79,7 @@ def _existing(path: str) -> str | None:
         names = sorted(os.listdir(folder))
     except OSError:
         return None
-    return next((os.path.join(folder, n) for n in names if _stem(os.path.join(folder, n)) == _stem(path)
+    return next((os.path.join(os.path.dirname(path), n) for n in names if _stem(os.path.join(folder, n)) == _stem(path)
                  and not n.startswith(".")), None)
 
 
@@ -100,7 +100,7 @@ class JobRunner:
         self.summary = BatchSummary()
 
     def _where(self, job: BatchJob) -> str:
-        return f"{self.batch} line {job.row.line}" if self.batch else f"tpsmm {self.command}"
+        return f"{self.batch} line {job.row.line}: " if self.batch else ""
 
     def preflight(self, jobs: list[BatchJob], *, overwrite: bool = False) -> None:
         """Refuse (:class:`BatchError`, one line) every clash between rows and every existing result."""
@@ -109,21 +109,21 @@ class JobRunner:
             for label, path in job.outputs:
                 for _, other, owner in written:
                     if _same(path, other):
-                        raise BatchError(f"{self._where(job)}: {label} {path} is also the output of line "
+                        raise BatchError(f"{self._where(job)}{label} {path} is also the output of line "
                                          f"{owner.row.line}")
                 written.append((label, path, job))
         for job in jobs:
             for label, path in job.inputs:
                 owner = next((o for _, out, o in written if _same(path, out)), None)
                 if owner is not None:
-                    raise BatchError(f"{self._where(job)}: {label} {path} is written by line {owner.row.line}; "
+                    raise BatchError(f"{self._where(job)}{label} {path} is written by line {owner.row.line}; "
                                      "a batch cannot read what it writes")
         for job in jobs:
             if overwrite or (self.store is not None and self.store.is_done(job.key)):
                 continue
             for label, path in job.outputs:
                 if (found := _existing(path)) is not None:
-                    raise BatchError(f"{self._where(job)}: {label} {found} exists already; not overwriting it "
+                    raise BatchError(f"{self._where(job)}{label} {found} exists already; not overwriting it "
                                      f"({self.exists_hint})")
 
     def take(self, job: BatchJob) -> bool:
