@@ -15,9 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import sys
-import threading
 
 from .exchange import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_RESPONSE_MB
 
@@ -191,20 +189,10 @@ def _bar(total: int, quiet: bool):
     return tqdm(total=total, desc="render", unit="job", disable=quiet, file=sys.stderr)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt   # SIGTERM stops like Ctrl-C: exchanges closed, temporary files removed
-
-
 def _run(args: argparse.Namespace) -> int:
     _precheck(args)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
-    try:
-        with _engine(args) as servers:
-            return _render(args, servers)
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with _engine(args) as servers:   # SIGTERM arrives as a KeyboardInterrupt (tpsmm.__main__), like Ctrl-C
+        return _render(args, servers)
 
 
 def register(sub) -> None:
