@@ -43,7 +43,8 @@ class AnimationOptions:
     Motion:
         mode: ``standard`` | ``relative`` | ``avd`` (:data:`~tpsmm.core.model.structures.MODES`).
         reference_frame: relative mode: index of the driving frame whose pose matches the source
-            (negative counts from the end), or ``"best"`` (closest keypoint layout).
+            (negative counts from the end: -1 = the last frame, as for ``--reference-frame``; an index
+            outside the clip is refused when the clip's length is known), or ``"best"`` (closest keypoint layout).
         strength: relative mode motion multiplier (1 = as trained).
         smoothing, smoothing_strength: causal keypoint filter (``off``/``ema``/``one-euro``) and its
             strength in ``[0, 1)``.
@@ -53,8 +54,8 @@ class AnimationOptions:
         crop: region of the source photo to animate; the result is pasted back into the whole photo.
         feather: width in pixels of the paste-back blend.
         driving_crop: region of every driving frame to use (cropped before the model resize).
-        output_size: ``(height, width)`` of the animated frames (of the crop box when ``crop`` is set:
-            then ``None`` means the box's own size); ``None`` = the model size.
+        output_size: ``(height, width)`` of the animated frames, or one number for a square (of the crop box
+            when ``crop`` is set: then ``None`` means the box's own size); ``None`` = the model size.
         upscale: how to reach an output larger than the model: ``flow`` (warp the full-resolution source
             with the upsampled motion) or ``bicubic``.
     Outputs:
@@ -109,8 +110,11 @@ class AnimationOptions:
                 raise ValueError(f"{name}: expected a CropBox, got {type(box).__name__}")
         if isinstance(self.feather, bool) or not isinstance(self.feather, int) or self.feather < 0:
             raise ValueError(f"feather: expected a whole number >= 0, got {self.feather!r}")
+        for name in ("background", "side_by_side", "draw_kp", "with_motion", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: expected True or False, got {getattr(self, name)!r}")
         if self.output_size is not None:
-            size = tuple(self.output_size)
+            size = (self.output_size,) * 2 if isinstance(self.output_size, int) else tuple(self.output_size)
             if len(size) != 2 or not all(isinstance(v, int) and v >= 2 for v in size):
                 raise ValueError(f"output_size: expected (height, width) of whole numbers >= 2, got {self.output_size!r}")
             object.__setattr__(self, "output_size", size)

@@ -107,7 +107,7 @@ class VideoWriter:
             if self.kind == "null":
                 self.audio_from = None
             elif self.kind not in AUDIO_CODEC:
-                warnings.warn(f"{self.path}: {self.kind} output cannot hold audio; audio_from ignored",
+                warnings.warn(f"{self.path}: {self.kind} output cannot hold audio; writing it without sound",
                               RuntimeWarning, stacklevel=2)
                 self.audio_from = None
         self.frames_written = 0
