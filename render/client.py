@@ -30,6 +30,7 @@ from .ws import WebSocket
 __all__ = ["ServerDown", "ServerDropped", "JobFailed", "ComfyServer", "upload_name"]
 
 INTERRUPT_SECONDS = 5.0   # budget of the best-effort /interrupt on errors and Ctrl-C
+WS_HANDSHAKE_SECONDS = 5.0   # without a /ws answer in time, progress comes from /history polling
 
 
 class JobFailed(RenderError):
@@ -164,7 +165,7 @@ class ComfyServer:
         """Queue ``prompt`` and wait for it; its ``/history`` entry (``outputs`` of the output nodes)."""
         try:
             ws = WebSocket(self.url.replace("http", "ws", 1) + f"/ws?clientId={self.client_id}",
-                           timeout=min(10.0, self.request_timeout), max_frame=self.max_response)
+                           timeout=min(WS_HANDSHAKE_SECONDS, self.request_timeout), max_frame=self.max_response)
         except OSError:
             ws = None   # progress then comes from /history polling alone
         try:

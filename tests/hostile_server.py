@@ -94,9 +94,9 @@ def _handler(server: HostileComfy):
         def _serve(self, body: bytes = b"") -> None:
             path, _, query = self.path.partition("?")
             params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-            if path == "/ws":
-                return self.send_error(404)
             trick = server.trick(path)
+            if path == "/ws" and trick is None:
+                return self.send_error(404)
             if trick is None or not isinstance(trick, dict):
                 data = server.answer(path, params, body)
                 self.send_response(200)

@@ -50,6 +50,14 @@ def test_a_dripping_server_gives_up_within_the_timeout(files, capsys, path):
     assert took < 3 + 5 and not leftovers(files)
 
 
+def test_a_dripping_websocket_leaves_progress_to_history_polling(files, capsys):
+    with HostileComfy({"/ws": {"mode": "drip"}}) as server:
+        code, _, err, took = render(capsys, "--set", "1.image=ux/source.png", "--server", server.url, "--timeout", "12",
+                                    "--out", "out")
+    assert code == 0 and (files / "out" / "x.png").is_file(), err
+    assert took < 12 + 5
+
+
 def test_a_dripping_download_is_rerun_on_another_server_and_the_server_dropped(files, capsys):
     with HostileComfy({"/view": {"mode": "drip"}}) as slow, HostileComfy() as good:
         rows = "1.image\nux/source.png\nuy/source.png\nux/source.png\n"

@@ -170,7 +170,7 @@ def test_results_stay_inside_out_and_nothing_is_overwritten(render, tmp_path):
     (tmp_path / "out" / "tpsmm").mkdir()
     (tmp_path / "out" / "tpsmm" / "animate.mp4").write_bytes(b"mine")
     code, _, err = render(ANIMATE, *BASE, "--out", str(tmp_path / "out"))
-    assert code == 1 and "animate.mp4: exists already; not overwriting it" in err
+    assert code == 1 and "tpsmm/animate.mp4 exists already; not overwriting it" in err   # before anything is sent
     assert (tmp_path / "out" / "tpsmm" / "animate.mp4").read_bytes() == b"mine"
     assert os.listdir(tmp_path / "out" / "tpsmm") == ["animate.mp4"]
 
