@@ -25,7 +25,7 @@ __all__ = ["pack_root", "LocalComfyUI"]
 
 def pack_root() -> str:
     """The folder ComfyUI loads this pack from (the ``tpsmm`` package folder)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    return os.path.dirname(os.path.dirname(os.path.realpath(__file__)))   # <pack>/render/launcher.py
 
 
 def _free_port() -> int:
