@@ -93,8 +93,9 @@ def main() -> None:
         rows.append((f".pth.tar of {os.path.getsize(path) >> 10} KiB inflating to {args.gib:g} GiB",
                      *peak_mib([sys.executable, "-c", load], d)))
     table = [MARK[0], f"### Client memory against hostile inputs ({datetime.date.today()})", "",
-             f"`python benchmarks/hostile_memory.py --gib {args.gib:g}`; machine: {platform.processor() or 'cpu'}, "
-             f"{_cpu()}; peak RSS of each child process (`getrusage(RUSAGE_CHILDREN).ru_maxrss`).", "",
+             f"`python benchmarks/hostile_memory.py --gib {args.gib:g}`; machine: {_cpu()}, {platform.system()}, "
+             "2 cores shared with other jobs. Peak RSS of each child process (`getrusage(RUSAGE_CHILDREN).ru_maxrss` "
+             "in a fresh wrapper); the first row is the interpreter with torch and the client imported.", "",
              "| case | peak RSS (MiB) | seconds | the one line it ends with |", "|---|---|---|---|"]
     table += [f"| {label} | {mib:.0f} | {took:.1f} | {line.replace('|', '/')} |" for label, mib, took, line in rows]
     table += [MARK[1]]

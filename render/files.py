@@ -60,14 +60,16 @@ def _decodes(path: str, kind: str) -> bool:
         return False
 
 
-def check_media(path: str, label: str, kinds=("image", "video", "audio"), *, doing: str = "not uploading it") -> None:
-    """Raise :class:`RenderError` unless ``path`` is one of ``kinds`` (``image`` opens, ``video``/``audio`` decode)."""
+def check_media(path: str, label: str, kinds=("image", "video", "audio"), *, doing: str = "not uploading it",
+                shown: str | None = None) -> None:
+    """Raise :class:`RenderError` unless ``path`` is one of ``kinds`` (``image`` opens, ``video``/``audio`` decode);
+    the message names ``shown`` (default ``path``)."""
     for kind in kinds:
         if _is_image(path) if kind == "image" else _decodes(path, kind):
             return
     names = [f"an {k}" if k[0] in "aeiou" else f"a {k}" for k in kinds]
     names = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
-    raise RenderError(f"{label}: {path} is not {names} file; {doing}")
+    raise RenderError(f"{label}: {shown or path} is not {names} file; {doing}")
 
 
 def output_items(entry: dict) -> list[dict]:
@@ -145,7 +147,7 @@ def save_outputs(server, entry: dict, out_dir: str, *, folder: str = "") -> list
             with open(tmp, "wb") as f:
                 server.download(item, f)
             if (kind := claimed_kind(rel)) is not None:
-                check_media(tmp, f"{server.url}: result file {item['filename']!r}", (kind,), doing="not saving it")
+                check_media(tmp, server.url, (kind,), doing="not saving it", shown=f"result file {item['filename']!r}")
         for tmp, dest in temps:
             if os.path.lexists(dest):
                 raise RenderError(f"{dest}: appeared while downloading; not overwriting it")
