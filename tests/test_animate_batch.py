@@ -51,6 +51,7 @@ def test_rows_render_resume_and_report_failures(media, animate):
     r = animate(text)
     assert r.returncode == 1 and "2 rendered, 0 skipped" in r.stderr and "1 failed" in r.stderr
     assert "row 3 (line 4): --driving missing.mp4: file not found" in r.stderr
+    assert f"row 2 (line 3) wrote {media / 'out' / 'b.mp4'}" in r.stderr           # which row wrote which file
     assert probe_video(str(media / "out" / "a.mp4")).frame_count == 4
     b = probe_video(str(media / "out" / "b.mp4"))
     assert b.frame_count == 3 and b.width > 2 * b.height           # side by side: three panels

@@ -50,6 +50,14 @@ def test_a_dripping_server_gives_up_within_the_timeout(files, capsys, path):
     assert took < 3 + 5 and not leftovers(files)
 
 
+def test_a_job_that_never_finishes_is_given_up_after_the_timeout(files, capsys):
+    with HostileComfy({"/history": {"body": b"{}"}}) as server:     # queued, never reported done
+        code, _, err, took = render(capsys, "--set", "1.image=ux/source.png", "--server", server.url, "--timeout", "3",
+                                    "--out", "out")
+    assert code == 1 and "the job did not finish within --timeout 3 s" in err and len(err.strip().splitlines()) == 1
+    assert took < 3 + 5 + 5                                        # + the best-effort /interrupt
+
+
 def test_a_dripping_websocket_leaves_progress_to_history_polling(files, capsys):
     with HostileComfy({"/ws": {"mode": "drip"}}) as server:
         code, _, err, took = render(capsys, "--set", "1.image=ux/source.png", "--server", server.url, "--timeout", "12",
