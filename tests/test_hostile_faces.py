@@ -17,7 +17,7 @@ from tpsmm.core.face.detect import FaceError, WEIGHTS_NAME, _yunet_from_file, de
 from tpsmm.core.face.framing import find_face
 from tpsmm.core.face.track import driving_box
 from tpsmm.core.media.image_io import load_image
-from tpsmm.core.media.torch_archive import ArchiveError, load_tensors
+from tpsmm.core.media.torch_archive import ArchiveError, check_archive, load_tensors
 from tpsmm.core.model.checkpoint import CheckpointError, read_official
 
 FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
@@ -128,6 +128,9 @@ def test_checkpoint_bombs_are_refused_before_anything_is_inflated(tmp_path, reco
 
 def test_a_real_layout_checkpoint_still_loads(tmp_path):
     tensors = {"a": {"w": torch.rand(3, 5), "h": torch.rand(7).half()}, "n": torch.arange(4), "step": torch.tensor(3.0)}
+    for protocol in (4, 5):                                        # STACK_GLOBAL + MEMOIZE: sizes still read
+        torch.save(tensors, tmp_path / f"p{protocol}.pth.tar", pickle_protocol=protocol)
+        check_archive(str(tmp_path / f"p{protocol}.pth.tar"))
     torch.save(tensors, tmp_path / "ok.pth.tar")
     loaded = load_tensors(tmp_path / "ok.pth.tar")
     assert torch.equal(loaded["a"]["w"], tensors["a"]["w"]) and torch.equal(loaded["n"], tensors["n"])

@@ -40,14 +40,18 @@ class ArchiveError(ValueError):
 def _storage_sizes(data: bytes) -> dict[str, int]:
     """``{record key: bytes}`` from the pickle's persistent ids ``('storage', <type>, key, location, numel)``.
 
-    Read with :func:`pickletools.genops` (nothing is executed): string/int/global pushes and the memo
-    (``BINPUT``/``BINGET``) are followed, each ``MARK ... TUPLE`` of five items is looked at.
+    Read with :func:`pickletools.genops` (nothing is executed): string/int/global pushes (``GLOBAL``, and
+    ``STACK_GLOBAL`` of protocol 4+) and the memo (``BINPUT``/``MEMOIZE``/``BINGET``) are followed, each
+    ``MARK ... TUPLE`` of five items is looked at.
     """
     memo, marks, last, sizes = {}, [], None, {}
     for op, arg, _ in pickletools.genops(data):
         name = op.name
         if name in _PUSH_STR or name in _PUSH_INT or name == "GLOBAL":
             last = arg if name != "GLOBAL" else ("global", arg)
+        elif name == "STACK_GLOBAL" and marks and len(marks[-1]) >= 2:   # protocol 4+: module, name on the stack
+            last = ("global", " ".join(map(str, marks[-1][-2:])))
+            del marks[-1][-2:]
         elif name in ("BINGET", "LONG_BINGET", "GET"):
             last = memo.get(arg)
         elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
