@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -60,9 +61,21 @@ def _non_finite_option(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--crop -50,0,512,512`` -> ``--crop=-50,0,512,512``: argparse takes a value that starts with ``-`` and is no
+    plain number for an option, and would answer "expected one argument" instead of checking the value."""
+    out: list[str] = []
+    for token in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1] and re.fullmatch(r"-\d[\d.]*(,[^,]*)+", token)):
+            out[-1] = f"{out[-1]}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_values(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -17,9 +17,12 @@ import json
 import os
 import sys
 
+from .exchange import DEFAULT_MAX_DOWNLOAD_MB, DEFAULT_MAX_RESPONSE_MB
+
 __all__ = ["register"]
 
 ENV_COMFYUI = "TPSMM_COMFYUI"
+NAME_INPUT = "filename_prefix"   # the input by which a Save node names its results
 
 
 def _devices(cpu: bool) -> list[int]:
@@ -36,14 +39,15 @@ def _engine(args):
     from .launcher import LocalComfyUI
     from .prompt import RenderError
 
+    limits = {"timeout": args.timeout, "max_response_mb": args.max_response, "max_download_mb": args.max_download}
     if args.server:
-        return contextlib.nullcontext([ComfyServer(url, timeout=args.timeout) for url in args.server])
+        return contextlib.nullcontext([ComfyServer(url, **limits) for url in args.server])
     comfy = args.comfyui or os.environ.get(ENV_COMFYUI)
     if not comfy:
         raise RenderError(f"no ComfyUI to render on: pass --server URL (repeatable) or --comfyui DIR "
                           f"(or set {ENV_COMFYUI})")
-    return LocalComfyUI(comfy, models_dir=args.models_dir, devices=_devices(args.cpu), timeout=args.timeout,
-                        start_timeout=args.start_timeout)
+    return LocalComfyUI(comfy, models_dir=args.models_dir, devices=_devices(args.cpu), start_timeout=args.start_timeout,
+                        **limits)
 
 
 def _precheck(args) -> None:
@@ -53,6 +57,9 @@ def _precheck(args) -> None:
     for flag, seconds in (("--timeout", args.timeout), ("--start-timeout", args.start_timeout)):
         if not seconds > 0:
             raise RenderError(f"{flag} {seconds:g}: must be a positive number of seconds")
+    for flag, size in (("--max-response", args.max_response), ("--max-download", args.max_download)):
+        if not size > 0:
+            raise RenderError(f"{flag} {size:g}: must be a positive number of MiB")
     for text in args.set:
         parse_override(text)
     for path, what in ((args.workflow, "workflow"), (args.batch, "--batch")):
@@ -73,15 +80,16 @@ def _schemas(servers) -> dict:
     return {k: v for k, v in infos[0].items() if k in common}
 
 
-def _jobs(args, schemas: dict, servers) -> list:
-    from ..core.cli.batch import rank_from_env, read_rows, shard
+def _jobs(args, schemas: dict, servers, fleet) -> list:
+    """One :class:`BatchJob` per row (or one for the workflow), each checked; media inputs checked to be media."""
+    from ..core.cli.batch import Row, read_rows
     from .fleet import RenderJob
     from .prompt import Override, apply_overrides, check_target, load_workflow, parse_override, validate
 
     where = servers[0].url if len(servers) == 1 else "every server"
     base = apply_overrides(load_workflow(args.workflow, schemas), [parse_override(s) for s in args.set], schemas)
     if not args.batch:
-        return [RenderJob(prompt=validate(base, schemas, server=where), label="the workflow")]
+        return [_job(args, fleet, Row(row=1, line=0, values={}), RenderJob(validate(base, schemas, server=where)))]
 
     def check_column(name: str) -> None:
         node, dot, inp = name.rpartition(".")
@@ -92,61 +100,74 @@ def _jobs(args, schemas: dict, servers) -> list:
         except Exception as exc:
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
 
-    rank, world = rank_from_env()
     jobs = []
-    for row in shard(read_rows(args.batch, check_column=check_column), rank, world):
+    for row in read_rows(args.batch, check_column=check_column):
         tag = f"{args.batch} line {row.line}"
         overrides = [Override(*k.rsplit(".", 1), v) for k, v in row.values.items()]
         try:
             prompt = validate(apply_overrides(base, overrides, schemas, what=tag), schemas, server=where)
         except Exception as exc:
             raise type(exc)(f"{tag}: {exc}") from None
-        jobs.append(RenderJob(prompt=prompt, label=f"row {row.row} (line {row.line})", tag=row))
+        named = any(o.input == NAME_INPUT for o in overrides)     # the row names its results itself
+        jobs.append(_job(args, fleet, row, RenderJob(prompt, folder="" if named else f"row-{row.row}")))
     return jobs
 
 
-def _key(prompt: dict) -> str:
-    return hashlib.sha256(json.dumps(prompt, sort_keys=True, default=str).encode()).hexdigest()[:24]
+def _check_media(args, fleet, jobs) -> None:
+    """Every local media input is media (after the pre-flight: a clash is the better message)."""
+    from .prompt import RenderError
+
+    for job in jobs:
+        try:
+            fleet.local_media(job.payload.prompt)
+        except RenderError as exc:
+            raise RenderError(f"{args.batch} line {job.row.line}: {exc}" if args.batch else str(exc)) from None
+
+
+def _job(args, fleet, row, render):
+    """The :class:`BatchJob` of one render: its media inputs and the results its Save nodes will write."""
+    from ..core.cli.jobs import ANY_EXT, BatchJob
+
+    media = fleet.media_paths(render.prompt)
+    outputs = []
+    for nid, node in render.prompt.items():
+        prefix = node.get("inputs", {}).get(NAME_INPUT)
+        if fleet.schemas[node["class_type"]].get("output_node") and isinstance(prefix, str) and "%" not in prefix:
+            outputs.append((f"{nid}.{NAME_INPUT}", os.path.join(args.out, render.folder, prefix) + ANY_EXT))
+    key = hashlib.sha256(json.dumps([render.prompt, render.folder], sort_keys=True, default=str).encode())
+    return BatchJob(row=row, key=key.hexdigest()[:24], inputs=[(f"{nid}.{name}", path) for nid, name, path in media],
+                    outputs=outputs, payload=render)
 
 
 def _render(args, servers) -> int:
-    from ..core.cli.batch import BatchSummary, format_summary, rank_from_env
-    from ..core.cli.claims import JobStore
+    from ..core.cli.batch import rank_from_env, shard
+    from ..core.cli.jobs import JobRunner
     from .fleet import Fleet
     from .prompt import RenderError
 
     schemas = _schemas(servers)
-    jobs = _jobs(args, schemas, servers)
     fleet = Fleet(servers, out_dir=args.out, input_dir=args.input_dir, schemas=schemas)
-    for job in jobs:            # every media input checked before anything is sent
-        try:
-            fleet.local_media(job.prompt)
-        except RenderError as exc:
-            raise RenderError(f"{args.batch} line {job.tag.line}: {exc}" if args.batch else str(exc)) from None
-    store, summary = JobStore(args.out), BatchSummary()
+    jobs = _jobs(args, schemas, servers, fleet)
+    runner = JobRunner("render", args.batch, args.out)
+    runner.preflight(jobs)          # clashes and existing results: before anything is uploaded or queued
+    _check_media(args, fleet, jobs)
+    jobs = shard(jobs, *rank_from_env()) if args.batch else jobs
     bar = _bar(len(jobs), args.quiet)
 
     def take(job) -> bool:
-        key = job.key = _key(job.prompt)
-        if args.batch and (store.is_done(key) or not store.claim(key)):
-            summary.skipped.append(job.tag)
+        taken = runner.take(job)
+        if not taken:
             bar.update(1)
-            return False
-        return True
+        return taken
 
     def done(job, files) -> None:
-        if args.batch:
-            store.mark_done(job.key, files)
-        summary.rendered.append(job.tag)
+        runner.done(job, files)
         for path in files:
             bar.write(path, file=sys.stdout)
         bar.update(1)
 
     def failed(job, message) -> None:
-        if args.batch:
-            store.release(job.key)
-            bar.write(f"tpsmm render: {job.label} failed: {message}", file=sys.stderr)
-        summary.failed.append((job.tag, message))
+        runner.failed(job, message)
         bar.update(1)
 
     def progress(server, job, value, total) -> None:
@@ -155,21 +176,11 @@ def _render(args, servers) -> int:
     try:
         fleet.run(jobs, take=take, done=done, failed=failed, progress=progress)
     finally:
-        store.close()
+        runner.close()
         bar.close()
-    if not args.batch:
-        if summary.failed:
-            raise _error(summary.failed[0][1])
-        return 0
-    rank, world = rank_from_env()
-    print(format_summary("render", summary, rank=rank, world=world), file=sys.stderr)
-    return 0 if summary.ok else 1
-
-
-def _error(message: str):
-    from .prompt import RenderError
-
-    return RenderError(message)
+    if not args.batch and runner.summary.failed:
+        raise RenderError(runner.summary.failed[0][1])
+    return runner.finish()
 
 
 def _bar(total: int, quiet: bool):
@@ -180,7 +191,7 @@ def _bar(total: int, quiet: bool):
 
 def _run(args: argparse.Namespace) -> int:
     _precheck(args)
-    with _engine(args) as servers:
+    with _engine(args) as servers:   # SIGTERM arrives as a KeyboardInterrupt (tpsmm.__main__), like Ctrl-C
         return _render(args, servers)
 
 
@@ -205,7 +216,13 @@ def register(sub) -> None:
                                           "skipped when run again; several processes may share --out")
     a("--out", default="output", help="output folder (default: ./output)")
     a("--input-dir", default=".", help="folder that relative media file names are read from (default: .)")
-    a("--timeout", type=float, default=3600.0, help="seconds one job may take (default 3600)")
+    a("--timeout", type=float, default=3600.0,
+      help="seconds one job may take on a server, uploads and downloads included (default 3600); a server that "
+           "answers a request too slowly is dropped and its job run on another")
+    a("--max-response", type=float, default=DEFAULT_MAX_RESPONSE_MB, metavar="MiB",
+      help=f"largest answer accepted from a server's API (/object_info, /history...; default {DEFAULT_MAX_RESPONSE_MB})")
+    a("--max-download", type=float, default=DEFAULT_MAX_DOWNLOAD_MB, metavar="MiB",
+      help=f"largest result file accepted (default {DEFAULT_MAX_DOWNLOAD_MB}); files are streamed to disk")
     a("--start-timeout", type=float, default=300.0, help="--comfyui: seconds to wait for the start (default 300)")
     a("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run)

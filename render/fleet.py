@@ -1,9 +1,14 @@
 """Jobs spread over several ComfyUI servers: whichever server is free takes the next job.
 
 One worker thread per server. A server that stops answering (:class:`~.client.ServerDown`) has its job
-put back for another server and is dropped after ``max_failures`` such failures; a job the server ran
-and failed (:class:`~.client.JobFailed`, a bad output...) is reported and not retried. Ctrl-C sends
-``/interrupt`` to every server; results are written atomically, so nothing partial is left.
+put back for another server and is dropped after ``max_failures`` such failures; one that drips or
+sends too much (:class:`~.client.ServerDropped`) is dropped at once. A job the server ran and failed
+(:class:`~.client.JobFailed`, a bad output...) is reported and not retried. Everything a job does on a
+server is bounded by ``--timeout`` (:meth:`~.client.ComfyServer.job`). Ctrl-C closes every exchange in
+flight and sends ``/interrupt`` to every server; results are written atomically and temporary files
+removed, so nothing partial is left.
+
+Jobs are :class:`~tpsmm.core.cli.jobs.BatchJob` values whose ``payload`` is a :class:`RenderJob`.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from .client import ComfyServer, ServerDown
+from .client import ComfyServer, ServerDown, ServerDropped, upload_name
 from .files import check_media, save_outputs
 from .prompt import RenderError, media_inputs, node_label
 from .schemas import combo_options, inputs_of
@@ -25,12 +30,11 @@ __all__ = ["RenderJob", "Fleet"]
 
 @dataclass
 class RenderJob:
-    """One render: ``prompt`` (validated, with local media paths), ``label`` for messages, ``tag`` for callers."""
+    """What one job renders: ``prompt`` (validated, with local media paths) and the ``folder`` of its
+    results under ``--out`` (``""``: ``--out`` itself)."""
 
     prompt: dict
-    label: str = "job"
-    tag: object = None
-    key: str = ""
+    folder: str = ""
 
 
 class Fleet:
@@ -52,14 +56,20 @@ class Fleet:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self._cond = threading.Condition()
         self._uploads: dict = {}
+        self._why: dict[int, str] = {}   # id(job) -> why the last server could not run it
         self._stop = False
+
+    def media_paths(self, prompt: dict) -> list[tuple[str, str, str]]:
+        """``[(node_id, input, path)]`` of every media input, its value read as a local path (unchecked)."""
+        return [(nid, name, os.path.normpath(os.path.join(self.input_dir, value)))
+                for nid, name in media_inputs(prompt, self.schemas)
+                for value in [prompt[nid]["inputs"][name]]]
 
     def local_media(self, prompt: dict) -> list[tuple[str, str, str]]:
         """``[(node_id, input, local path)]`` of media inputs naming a file here; each checked to be media."""
         found = []
-        for nid, name in media_inputs(prompt, self.schemas):
+        for nid, name, path in self.media_paths(prompt):
             value = prompt[nid]["inputs"][name]
-            path = value if os.path.isabs(value) else os.path.join(self.input_dir, value)
             label = f"{node_label(prompt, nid)} input {name!r}"
             if os.path.isfile(path):
                 check_media(path, label)
@@ -70,17 +80,18 @@ class Fleet:
         return found
 
     def _upload(self, server: ComfyServer, prompt: dict) -> dict:
+        """``prompt`` with local files uploaded; content-named (:func:`~.client.upload_name`), each sent once."""
         out = copy.deepcopy(prompt)
         for nid, name, path in self.local_media(prompt):
-            key = (server.url, os.path.abspath(path), os.path.getmtime(path), os.path.getsize(path))
+            key = (server.url, upload_name(path))
             if key not in self._uploads:
-                self._uploads[key] = server.upload(path)
+                self._uploads[key] = server.upload(path, name=key[1])
             out[nid]["inputs"][name] = self._uploads[key]
         return out
 
-    def run(self, jobs: list[RenderJob], *, take: Callable[[RenderJob], bool] = lambda job: True,
-            done: Callable[[RenderJob, list], None], failed: Callable[[RenderJob, str], None],
-            progress: Callable[[ComfyServer, RenderJob, int, int], None] | None = None) -> None:
+    def run(self, jobs: list, *, take: Callable[[object], bool] = lambda job: True,
+            done: Callable[[object, list], None], failed: Callable[[object, str], None],
+            progress: Callable[[ComfyServer, object, int, int], None] | None = None) -> None:
         """Render ``jobs``; ``take(job)`` may decline one (done or claimed elsewhere)."""
         self._pending, self._retry, self._in_flight = deque(jobs), deque(), 0
         self._done, self._failed, self._take, self._progress = done, failed, take, progress
@@ -97,14 +108,18 @@ class Fleet:
             with self._cond:
                 self._stop = True
             for server in self.servers:
+                server.exchanges.abort()   # workers blocked in a read unwind now (their temporary files go)
+            for server in self.servers:
                 server.interrupt()
             for t in threads:
                 t.join(timeout=15)
             raise
         for job in list(self._retry) + list(self._pending):
-            failed(job, "no ComfyUI server left to run it (all stopped answering)")
+            why = self._why.get(id(job))
+            failed(job, "no ComfyUI server left to run it" + (f"; the last one: {why}" if why else
+                                                              " (all stopped answering)"))
 
-    def _next(self) -> RenderJob | None:
+    def _next(self):
         with self._cond:
             while not self._stop:
                 if self._retry:
@@ -125,18 +140,20 @@ class Fleet:
     def _worker(self, server: ComfyServer, alive: list) -> None:
         failures = 0
         while (job := self._next()) is not None:
-            requeue = False
+            requeue, reason = False, ""
             try:
-                entry = server.run(self._upload(server, job.prompt), progress=self._progress_of(server, job))
-                with self._cond:
-                    stopping = self._stop
-                if stopping:
-                    raise RenderError("interrupted")
-                self._done(job, save_outputs(server, entry, self.out_dir))
+                with server.job():
+                    entry = server.run(self._upload(server, job.payload.prompt), progress=self._progress_of(server, job))
+                    with self._cond:
+                        stopping = self._stop
+                    if stopping:
+                        raise RenderError("interrupted")
+                    files = save_outputs(server, entry, self.out_dir, folder=job.payload.folder)
+                self._done(job, files)
             except ServerDown as exc:
-                failures += 1
+                failures = self.max_failures + 1 if isinstance(exc, ServerDropped) else failures + 1
+                self._why[id(job)] = reason = str(exc)
                 requeue = not self._stop
-                self.log(f"tpsmm render: {server.url} failed on {job.label} ({exc}); running it on another server")
             except RenderError as exc:
                 self._failed(job, str(exc))
             except OSError as exc:
@@ -148,12 +165,17 @@ class Fleet:
                 drop = failures >= self.max_failures
                 if drop:
                     alive.remove(server)
+                others = bool(alive)
                 self._cond.notify_all()
+            if requeue and others:
+                self.log(f"tpsmm render: {server.url} failed on {job.label} ({reason}); running it on another server")
             if drop:
-                self.log(f"tpsmm render: dropping {server.url} after {failures} failures to answer")
+                if others:
+                    self.log(f"tpsmm render: dropping {server.url} (" + ("it answers too slowly or too much)"
+                             if failures > self.max_failures else f"{failures} failures to answer)"))
                 return
 
-    def _progress_of(self, server: ComfyServer, job: RenderJob):
+    def _progress_of(self, server: ComfyServer, job):
         if self._progress is None:
             return None
         return lambda value, total: self._progress(server, job, value, total)

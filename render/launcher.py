@@ -50,18 +50,20 @@ class LocalComfyUI:
         comfy_dir: a ComfyUI folder (with ``main.py``).
         models_dir: extra model folder (ComfyUI layout, or a flat folder of TPSMM checkpoints).
         devices: CUDA device ids, one server each; empty: one ``--cpu`` server.
-        start_timeout: seconds to wait for ``/object_info``.
+        start_timeout: seconds to wait for ``/object_info`` (in all).
+        limits: :class:`ComfyServer` keywords (``timeout``, ``max_response_mb``, ``max_download_mb``).
     """
 
     def __init__(self, comfy_dir: str, *, models_dir: str | None = None, devices: list[int] = (),
-                 start_timeout: float = 300.0, timeout: float = 3600.0, python: str = sys.executable):
+                 start_timeout: float = 300.0, python: str = sys.executable, **limits):
         main = os.path.join(comfy_dir, "main.py")
         if not os.path.isfile(main):
             raise RenderError(f"--comfyui {comfy_dir}: not a ComfyUI folder (no main.py in it)")
         if models_dir is not None and not os.path.isdir(models_dir):
             raise RenderError(f"--models-dir {models_dir}: no such folder")
         self.comfy_dir, self.models_dir = os.path.abspath(comfy_dir), models_dir and os.path.abspath(models_dir)
-        self.devices, self.start_timeout, self.timeout, self.python = list(devices), start_timeout, timeout, python
+        self.devices, self.start_timeout, self.python = list(devices), start_timeout, python
+        self.limits = limits   # ComfyServer's timeout, max_response_mb, max_download_mb
         self.procs: list[tuple[subprocess.Popen, str, str]] = []   # (process, base folder, log path)
         self.servers: list[ComfyServer] = []
 
@@ -93,7 +95,7 @@ class LocalComfyUI:
             proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         self.procs.append((proc, root, log))
-        self.servers.append(ComfyServer(f"http://127.0.0.1:{port}", timeout=self.timeout))
+        self.servers.append(ComfyServer(f"http://127.0.0.1:{port}", **self.limits))
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout
@@ -103,7 +105,7 @@ class LocalComfyUI:
                     raise RenderError(f"ComfyUI in {self.comfy_dir} exited during start (code {proc.returncode}): "
                                       f"{_last_error(log)}")
                 try:
-                    info = server.object_info()
+                    info = server.object_info(deadline=min(deadline, time.monotonic() + server.request_timeout))
                     break
                 except ServerDown:
                     if time.monotonic() > deadline:

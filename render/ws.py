@@ -1,7 +1,9 @@
 """A minimal WebSocket client (RFC 6455), enough to read ComfyUI's ``/ws`` progress messages.
 
 Standard library only: the pack adds no dependency for it. Text frames are returned as parsed JSON;
-binary frames (preview images) are skipped; pings are answered.
+binary frames (preview images) are skipped; pings are answered. The handshake must be done within
+``timeout`` seconds in all, a frame larger than ``max_frame`` bytes closes the connection, and
+:meth:`WebSocket.receive` returns within its ``timeout`` even when a frame arrives a byte at a time.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import os
 import socket
 import struct
+import time
 import urllib.parse
 
 __all__ = ["WebSocket"]
@@ -18,8 +21,9 @@ __all__ = ["WebSocket"]
 class WebSocket:
     """Connection to ``ws://host:port/path``; :meth:`receive` returns the next JSON message or None on timeout."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0):
-        parts = urllib.parse.urlsplit(url)
+    def __init__(self, url: str, *, timeout: float = 10.0, max_frame: int = 64 << 20):
+        parts, end = urllib.parse.urlsplit(url), time.monotonic() + timeout
+        self.max_frame = max_frame
         if parts.scheme != "ws":
             raise OSError(f"{url}: only ws:// is supported")
         self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
@@ -29,6 +33,9 @@ class WebSocket:
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
         head = b""
         while b"\r\n\r\n" not in head:
+            if time.monotonic() > end or len(head) > 65536:
+                self.sock.close()
+                raise OSError(f"{url}: no WebSocket handshake within {timeout:g} s")
             chunk = self.sock.recv(4096)
             if not chunk:
                 raise OSError(f"{url}: connection closed during the WebSocket handshake")
@@ -49,6 +56,8 @@ class WebSocket:
             if len(buf) < pos + size:
                 return None
             length, pos = int.from_bytes(buf[pos:pos + size], "big"), pos + size
+        if length > self.max_frame:
+            raise ConnectionError(f"a WebSocket frame of {length} bytes (more than {self.max_frame})")
         mask = None
         if buf[1] & 0x80:
             mask, pos = buf[pos:pos + 4], pos + 4
@@ -59,8 +68,10 @@ class WebSocket:
             data = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
         return bool(buf[0] & 0x80), buf[0] & 0x0F, data
 
-    def _frame(self) -> tuple[bool, int, bytes]:
+    def _frame(self, end: float) -> tuple[bool, int, bytes]:
         while (frame := self._parse()) is None:
+            if time.monotonic() > end:
+                raise socket.timeout
             chunk = self.sock.recv(65536)   # a timeout here leaves the buffer intact
             if not chunk:
                 raise ConnectionError("the server closed the WebSocket")
@@ -77,10 +88,12 @@ class WebSocket:
     def receive(self, timeout: float) -> dict | None:
         """Next JSON text message, None when nothing arrived within ``timeout`` seconds."""
         self.sock.settimeout(timeout)
-        message, opcode0 = b"", None
+        message, opcode0, end = b"", None, time.monotonic() + timeout
         try:
             while True:
-                fin, opcode, data = self._frame()
+                if len(message) > self.max_frame:
+                    raise ConnectionError(f"a WebSocket message of more than {self.max_frame} bytes")
+                fin, opcode, data = self._frame(end)
                 if opcode == 9:
                     self._send(10, data)
                     continue

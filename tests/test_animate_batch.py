@@ -26,6 +26,7 @@ def media(tmp_path_factory):
     save_image(str(d / "photo.png"), frames(1, 80, 100)[0].astype(np.float32) / 255)
     write_clip(d / "a.mp4", frames(4))
     write_clip(d / "b.mp4", frames(3))
+    (d / "old.mp4").write_bytes(b"an earlier result")
     return d
 
 
@@ -50,6 +51,7 @@ def test_rows_render_resume_and_report_failures(media, animate):
     r = animate(text)
     assert r.returncode == 1 and "2 rendered, 0 skipped" in r.stderr and "1 failed" in r.stderr
     assert "row 3 (line 4): --driving missing.mp4: file not found" in r.stderr
+    assert f"row 2 (line 3) wrote {media / 'out' / 'b.mp4'}" in r.stderr           # which row wrote which file
     assert probe_video(str(media / "out" / "a.mp4")).frame_count == 4
     b = probe_video(str(media / "out" / "b.mp4"))
     assert b.frame_count == 3 and b.width > 2 * b.height           # side by side: three panels
@@ -68,6 +70,12 @@ def test_rows_render_resume_and_report_failures(media, animate):
     ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,x.mp4\n", "line 3: out x.mp4 is also the output of line 2"),
     ("source,driving\nphoto.png,a.mp4\n", "jobs.csv line 2: no out"),
     ('source,driving,out\n"photo.png,a.mp4,x.mp4\n', "malformed CSV"),
+    ("source,driving,out\nphoto.png,a.mp4,y.mp4\nphoto.png,y.mp4,x.mp4\n",   # an output used as an input
+     "jobs.csv line 3: driving y.mp4 is written by line 2; a batch cannot read what it writes"),
+    ("source,driving,out,save-flow\nphoto.png,a.mp4,y.mp4,\nphoto.png,b.mp4,x.mp4,y.mp4\n",   # side output vs out
+     "jobs.csv line 3: save-flow y.mp4 is also the output of line 2"),
+    ("source,driving,out\nphoto.png,a.mp4,x.mp4\nphoto.png,b.mp4,old.mp4\n",   # the result exists already
+     "jobs.csv line 3: out old.mp4 exists already; not overwriting it (move it away, or pass --overwrite)"),
 ])
 def test_bad_rows_are_refused_before_any_job(media, animate, text, message):
     r = animate(text)

@@ -111,7 +111,8 @@ def test_face_index_counts_left_to_right(detector, photo):
     assert left.x + left.w / 2 < 500 < 900 < right.x + right.w / 2
     assert left.w < right.w
     assert find_face(image, detector=detector) == right                # default: the largest face
-    assert find_face(image, index=-1, detector=detector) == right
+    with pytest.raises(FaceError, match=r"face index -1: expected a whole number >= 0 \(faces count from the left"):
+        find_face(image, index=-1, detector=detector)                  # counted from the left only (#21)
     with pytest.raises(FaceError, match=r"image: face index 2 is out of range: 2 face\(s\) found"):
         find_face(image, index=2, detector=detector)
 

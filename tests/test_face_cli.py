@@ -100,3 +100,25 @@ def test_face_errors_are_one_line(cli, media, tmp_path):
         assert not os.path.exists(out)
     with pytest.raises(SystemExit):
         cli(tmp_path / "z.mp4", "--driving-crop", "middle")
+
+
+def test_sweep_cases_get_one_line(cli, media, tmp_path, capsys):
+    """Cases of the hostile sweep: negative face index, negative/1x1/past-the-border boxes, tiny photos, folders."""
+    save_image(str(tmp_path / "one.png"), np.full((1, 1, 3), 0.5, np.float32))
+    usage = [(["--crop", "face", "--face-index", "-1"], "argument --face-index: expected a whole number >= 0 (faces "
+                                                         "count from the left, 0 = the leftmost), got '-1'"),
+             (["--crop", "-50,0,100,100"], "argument --crop: x,y must be >= 0 and w,h at least 2, got '-50,0,100,100'"),
+             (["--crop", "0,0,1,1"], "argument --crop: x,y must be >= 0 and w,h at least 2, got '0,0,1,1'")]
+    for extra, message in usage:
+        with pytest.raises(SystemExit):
+            cli(tmp_path / "u.mp4", *extra)
+        assert message in capsys.readouterr().err
+    cases = [(["--crop", "600,600,100,100"], {},
+              "crop box 600,600,100,100 lies outside the 680x676 image: it extends past the right border (x+w = 700 > "
+              "680) and the bottom border (y+h = 700 > 676)"),
+             (["--crop", "face", "--face-weights", WEIGHTS], dict(source=str(tmp_path / "one.png")),
+              "one.png: the image is 1x1 pixels, too small to hold a face of at least 64 px"),
+             (["--crop", "face", "--face-weights", tmp_path], {}, f"--face-weights {tmp_path}: is a folder")]
+    for extra, kw, message in cases:
+        rc, _, err = cli(tmp_path / "y.mp4", *extra, **kw)
+        assert rc == 1 and message in err and len(err.strip().splitlines()) == 1, (message, err)

@@ -112,7 +112,7 @@ def test_bad_workflows_are_refused_before_queueing(render, servers, tmp_path, re
         "wrong link": (_workflow(tmp_path, lambda d: d["5"]["inputs"].update(source=["2", 0])), (),
                        "input 'source' expects IMAGE but is linked to a VIDEO output of node 2"),
         "no output": (_workflow(tmp_path, lambda d: d.pop("7")), (), "the workflow has no output node"),
-        "not media": (ANIMATE, ("--set", f"1.image={tmp_path / 'notes.png'}"), "is not an image, video or audio file"),
+        "not media": (ANIMATE, ("--set", f"1.image={tmp_path / 'notes.png'}"), "is not an image, a video or an audio file"),
         "no file": (ANIMATE, ("--set", "1.image=ghost.png"), "'ghost.png' is neither a file here"),
         "bad set": (ANIMATE, ("--set", "5.mode"), "expected NODE.input=VALUE"),
     }
@@ -172,7 +172,7 @@ def test_results_stay_inside_out_and_nothing_is_overwritten(render, tmp_path):
     (tmp_path / "out" / "tpsmm").mkdir()
     (tmp_path / "out" / "tpsmm" / "animate.mp4").write_bytes(b"mine")
     code, _, err = render(ANIMATE, *BASE, "--out", str(tmp_path / "out"))
-    assert code == 1 and "animate.mp4: exists already; not overwriting it" in err
+    assert code == 1 and "tpsmm/animate.mp4 exists already; not overwriting it" in err   # before anything is sent
     assert (tmp_path / "out" / "tpsmm" / "animate.mp4").read_bytes() == b"mine"
     assert os.listdir(tmp_path / "out" / "tpsmm") == ["animate.mp4"]
 

@@ -77,6 +77,17 @@ def test_batch_shared_by_two_servers_resumes_and_reports_failures(render, fleet,
     assert sum(history_size(p.url) for p in fleet) == sum(before) + 5
 
 
+def test_rows_without_an_output_name_get_folders_of_their_own(render, tmp_path):
+    """A two-row CSV over a workflow whose Save Video has a fixed prefix: two videos, and the summary says whose."""
+    (tmp_path / "jobs.csv").write_text("2.file\ndrive.mp4\nlong.mp4\n")
+    code, _, err = render("--batch", str(tmp_path / "jobs.csv"), "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    videos = sorted(str(f.relative_to(tmp_path / "out")) for f in (tmp_path / "out").rglob("*.mp4"))
+    assert videos == ["row-1/tpsmm/animate.mp4", "row-2/tpsmm/animate.mp4"]
+    assert [probe_video(str(tmp_path / "out" / v)).frame_count for v in videos] == [6, 40]
+    assert f"row 2 (line 3) wrote {tmp_path / 'out' / 'row-2' / 'tpsmm' / 'animate.mp4'}" in err
+
+
 def test_bad_batch_files_are_refused_before_queueing(render, fleet, tmp_path):
     before = sum(history_size(p.url) for p in fleet)
     cases = {"2.file,5.speed\ndrive.mp4,2\n": "line 1: column '5.speed': node 5 (TPSMM_Animate) has no input 'speed'",

@@ -52,8 +52,9 @@ class TPSMM(TPSMMNetworks):
             kp_source: keypoints of one source image (``[1,5K,2]``).
             kp_driving: keypoints of ``T`` driving frames.
             mode: ``standard`` | ``relative`` | ``avd``.
-            reference_frame: relative mode: index of the driving frame matching the source pose, or
-                ``"best"`` (closest normalised keypoint layout).
+            reference_frame: relative mode: index of the driving frame matching the source pose (negative
+                counts from the end, -1 = the last; outside ``-T..T-1`` is refused), or ``"best"`` (closest
+                normalised keypoint layout).
             strength: relative mode movement multiplier.
         """
         return self._pipeline(mode=mode, reference_frame=reference_frame,

@@ -46,7 +46,8 @@ class AnimationOptions:
     Motion:
         mode: ``standard`` | ``relative`` | ``avd`` (:data:`~tpsmm.core.model.structures.MODES`).
         reference_frame: relative mode: index of the driving frame whose pose matches the source
-            (negative counts from the end), or ``"best"`` (closest keypoint layout).
+            (negative counts from the end: -1 = the last frame, as for ``--reference-frame``; an index
+            outside the clip is refused when the clip's length is known), or ``"best"`` (closest keypoint layout).
         strength: relative mode motion multiplier (1 = as trained).
         smoothing, smoothing_strength: causal keypoint filter (``off``/``ema``/``one-euro``) and its
             strength in ``[0, 1)``.
@@ -111,6 +112,9 @@ class AnimationOptions:
                 raise FieldError(f"expected a CropBox, got {type(box).__name__}", field=name)
         if isinstance(self.feather, bool) or not isinstance(self.feather, int) or self.feather < 0:
             raise FieldError(f"expected a whole number >= 0, got {self.feather!r}", field="feather")
+        for name in ("background", "side_by_side", "draw_kp", "with_motion", "channels_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise FieldError(f"expected True or False, got {getattr(self, name)!r}", field=name)
         if self.output_size is not None:
             object.__setattr__(self, "output_size", Size.of(self.output_size, field="output_size", least=2))
         if self.upscale not in UPSCALE_MODES:

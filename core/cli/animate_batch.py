@@ -3,9 +3,11 @@
 Columns: ``source``, ``driving``, ``out`` (required unless given on the command line) and any other
 ``tpsmm animate`` option by its long name (``mode``, ``strength``, ``reference-frame`` or
 ``reference_frame``, ``side-by-side`` with true/false ...). An empty cell keeps the command line's value.
-Every row is checked (columns, values, duplicate outputs) before the first job runs. Resume, claims
+Every row is checked (columns, values) and every clash between rows (an output written twice, a row
+reading another row's output, a result that exists already without ``--overwrite``) is refused with the
+line number before the first job runs (:mod:`~tpsmm.core.cli.jobs`). Resume, claims
 shared by several processes on one output folder, and torchrun sharding come from
-:mod:`~tpsmm.core.cli.batch` and :mod:`~tpsmm.core.cli.claims`; the records live next to the first
+:mod:`~tpsmm.core.cli.jobs`; the records live next to the first
 row's output (``<folder of out>/.tpsmm-jobs``).
 """
 from __future__ import annotations
@@ -15,15 +17,16 @@ import copy
 import hashlib
 import json
 import os
-import sys
 from typing import Callable
 
-from .batch import BatchError, BatchSummary, format_summary, rank_from_env, read_rows, shard
-from .claims import JobStore
+from .batch import BatchError, rank_from_env, read_rows, shard
+from .jobs import BatchJob, JobRunner
 
 __all__ = ["batch_options", "run_batch"]
 
 NOT_PER_ROW = {"help", "jobs_csv", "quiet", "func", "batch_options"}
+INPUTS = ("source", "driving", "checkpoint")
+OUTPUTS = ("out", "save_flow", "save_occlusion")
 BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -63,6 +66,12 @@ def _key(ns) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def _job(row, ns) -> BatchJob:
+    outputs = [(name.replace("_", "-"), getattr(ns, name)) for name in OUTPUTS if getattr(ns, name, None)]
+    inputs = [(name, getattr(ns, name)) for name in INPUTS if getattr(ns, name, None)]
+    return BatchJob(row=row, key=_key(ns), inputs=inputs, outputs=outputs, payload=ns)
+
+
 def run_batch(args, run_one: Callable[[argparse.Namespace], int]) -> int:
     """Run this rank's rows of ``args.jobs_csv`` with ``run_one(row_args)``; prints a summary."""
     options = args.batch_options
@@ -72,37 +81,18 @@ def run_batch(args, run_one: Callable[[argparse.Namespace], int]) -> int:
             raise ValueError("not a tpsmm animate option (e.g. source, driving, out, mode, strength)")
 
     rows = read_rows(args.jobs_csv, check_column=check_column)
-    jobs, outs = [], {}
-    for row in rows:
-        ns = _row_args(args, options, row.values, f"{args.jobs_csv} line {row.line}")
-        out = os.path.abspath(ns.out)
-        if out in outs:
-            raise BatchError(f"{args.jobs_csv} line {row.line}: out {ns.out} is also the output of line {outs[out]}")
-        outs[out] = row.line
-        jobs.append((row, ns))
-    rank, world = rank_from_env()
-    store = JobStore(os.path.dirname(os.path.abspath(jobs[0][1].out)))
-    summary = BatchSummary()
+    jobs = [_job(row, _row_args(args, options, row.values, f"{args.jobs_csv} line {row.line}")) for row in rows]
+    runner = JobRunner("animate", args.jobs_csv, os.path.dirname(os.path.abspath(jobs[0].payload.out)),
+                       exists_hint="move it away, or pass --overwrite")
     try:
-        for row, ns in shard(jobs, rank, world):
-            key = _key(ns)
-            if store.is_done(key) or not store.claim(key):
-                summary.skipped.append(row)
-                continue
-            try:
-                run_one(ns)
-            except (Exception, KeyboardInterrupt) as exc:
-                store.release(key)
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                summary.failed.append((row, message))
-                print(f"tpsmm animate: row {row.row} (line {row.line}) failed: {message}", file=sys.stderr)
-                continue
-            outputs = [p for p in (ns.out, ns.save_flow, ns.save_occlusion) if p]
-            store.mark_done(key, [os.path.abspath(p) for p in outputs])
-            summary.rendered.append(row)
+        runner.preflight(jobs, overwrite=bool(getattr(args, "overwrite", False)))
+        rank, world = rank_from_env()
+
+        def one(job: BatchJob) -> list[str]:
+            run_one(job.payload)
+            return [os.path.abspath(path) for _, path in job.outputs]
+
+        runner.run(shard(jobs, rank, world), one)
     finally:
-        store.close()
-    print(format_summary("animate", summary, rank=rank, world=world), file=sys.stderr)
-    return 0 if summary.ok else 1
+        runner.close()
+    return runner.finish()

@@ -1,6 +1,6 @@
 """Batch jobs from a CSV file: parsing, torchrun sharding, resume records and claims.
 
-Used by ``tpsmm animate --batch`` and ``tpsmm render --batch``.
+Used by ``tpsmm animate --batch`` and ``tpsmm render --batch`` (through :mod:`~tpsmm.core.cli.jobs`).
 
 * ``JOBS.csv``: a header of column names, then one job per row. Every problem (an unreadable line,
   a short or long row, a duplicate or unknown column) is reported with its line number before any
@@ -36,7 +36,7 @@ class Row:
 class BatchSummary:
     """Outcome of a batch: rows rendered, skipped (done earlier or claimed by another process), failed."""
 
-    rendered: list = field(default_factory=list)
+    rendered: list = field(default_factory=list)  # (Row, [files written])
     skipped: list = field(default_factory=list)
     failed: list = field(default_factory=list)   # (Row, message)
 
@@ -125,5 +125,7 @@ def format_summary(command: str, summary: BatchSummary, *, rank: int = 0, world:
     tag = f"rank {rank}/{world}: " if world > 1 else ""
     lines = [f"tpsmm {command}: {tag}{len(summary.rendered)} rendered, {len(summary.skipped)} skipped "
              f"(done earlier or by another process), {len(summary.failed)} failed"]
+    lines += [f"  row {row.row} (line {row.line}) wrote {', '.join(files) or 'no file'}"
+              for row, files in summary.rendered]
     lines += [f"  row {row.row} (line {row.line}): {message}" for row, message in summary.failed]
     return "\n".join(lines)

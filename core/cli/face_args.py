@@ -11,7 +11,7 @@ import argparse
 
 import torch
 
-__all__ = ["FACE", "crop_arg", "add_face_arguments", "resolve_crops", "EPILOG"]
+__all__ = ["FACE", "crop_arg", "face_index", "add_face_arguments", "resolve_crops", "EPILOG"]
 
 FACE = "face"
 EPILOG = """\
@@ -34,17 +34,29 @@ def crop_arg(option: str):
         try:
             return CropBox.parse(text)
         except FieldError as exc:
-            raise argparse.ArgumentTypeError(exc.detail + " or 'face'") from None
+            raise argparse.ArgumentTypeError(exc.detail + " (or 'face')") from None
     return parse
+
+
+def face_index(text: str) -> int:
+    """argparse type of ``--face-index``/``--driving-face-index``: a whole number >= 0 (0 = the leftmost face)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0 (faces count from the left, 0 = the "
+                                         f"leftmost), got {text!r}")
+    return value
 
 
 def add_face_arguments(a) -> None:
     """Add the face options with ``a = parser.add_argument`` (``--crop`` itself stays with the crop options)."""
-    a("--face-index", type=int, metavar="N", help="--crop face: the Nth face from the left (0 first; default: "
+    a("--face-index", type=face_index, metavar="N", help="--crop face: the Nth face from the left (0 first; default: "
                                                    "the largest)")
     a("--driving-crop", type=crop_arg("--driving-crop"), metavar="face|x,y,w,h",
       help="use this region of every driving frame: 'face' (one still box around the moving face) or x,y,w,h")
-    a("--driving-face-index", type=int, metavar="N", help="--driving-crop face: the Nth face from the left in the "
+    a("--driving-face-index", type=face_index, metavar="N", help="--driving-crop face: the Nth face from the left in the "
                                                           "first frame with a face (default: the largest)")
     a("--face-weights", metavar="FILE", help="YuNet face detector weights (yunet_final.pth) for the face options")
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..media.crop import CropBox
-from .detect import FaceError, detect_faces, load_face_detector
+from .detect import FaceError, check_face_images, detect_faces, load_face_detector
 
-__all__ = ["FRAMING_SCALE", "FRAMING_SHIFT", "MIN_FACE_SIZE", "frame_face", "pick_face", "find_face"]
+__all__ = ["FRAMING_SCALE", "FRAMING_SHIFT", "MIN_FACE_SIZE", "frame_face", "check_face_index", "pick_face",
+           "find_face"]
 
 FRAMING_SCALE = 1.6     # crop side / longer side of the face box
 FRAMING_SHIFT = 0.13    # crop centre above the face box centre, in face heights
@@ -52,18 +52,27 @@ def frame_face(face: torch.Tensor | Sequence[float], *, scale: float = FRAMING_S
     return CropBox(x=round(cx - side / 2), y=round(cy - side / 2), w=side, h=side)
 
 
+def check_face_index(index, *, what: str = "image") -> None:
+    """Refuse a face index that is not ``None`` or a whole number >= 0 (faces count from the left, 0 = leftmost)."""
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        raise FaceError(f"{what}: face index {index!r}: expected a whole number >= 0 (faces count from the left, "
+                        "0 = the leftmost)")
+
+
 def pick_face(faces: torch.Tensor, index: int | None, *, what: str = "image") -> torch.Tensor:
-    """One row of ``faces`` (``[N, 5]``, sorted left to right): the largest one, or number ``index`` from the left.
+    """One row of ``faces`` (``[N, 5]``, sorted left to right): the largest one, or number ``index`` from the left
+    (0 = the leftmost; negative numbers are refused).
 
     Raises:
-        FaceError: no face, or ``index`` out of range (the message gives the count).
+        FaceError: no face, a bad ``index``, or ``index`` out of range (the message gives the count).
     """
+    check_face_index(index, what=what)
     if len(faces) == 0:
         raise FaceError(f"{what}: no face found")
     if index is None:
         area = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1])
         return faces[int(area.argmax())]
-    if not -len(faces) <= index < len(faces):
+    if index >= len(faces):
         raise FaceError(f"{what}: face index {index} is out of range: {len(faces)} face(s) found, numbered 0.."
                         f"{len(faces) - 1} from the left")
     return faces[index]
@@ -84,9 +93,10 @@ def find_face(image: torch.Tensor, *, index: int | None = None, scale: float = F
     """The training-style square crop box around a face of a photo.
 
     Args:
-        image: ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB, float in ``[0, 1]`` or uint8 (torch or numpy).
+        image: ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB, float in ``[0, 1]`` or uint8 (torch or numpy); at least
+            ``min_size`` pixels on each side.
         index: ``None`` for the largest face, else the face's number counted from the left (0 = leftmost;
-            negative counts from the right).
+            negative numbers are refused).
         scale: crop side in face-box sides (:data:`FRAMING_SCALE`).
         min_size: narrowest face accepted, in pixels (:data:`MIN_FACE_SIZE`).
         weights, search_dirs, download: where the YuNet weights come from (:func:`load_face_detector`);
@@ -97,14 +107,17 @@ def find_face(image: torch.Tensor, *, index: int | None = None, scale: float = F
         A square :class:`CropBox` in pixels of ``image`` (may extend past its border).
 
     Raises:
-        FaceError: no face, index out of range, face too small, or no detector weights.
+        FaceError: a bad image or index, no face, index out of range, face too small, or no detector weights.
     """
-    if isinstance(image, np.ndarray):
-        image = torch.from_numpy(np.ascontiguousarray(image))
-    if image.ndim == 4 and image.shape[0] == 1:
-        image = image[0]
-    if image.ndim != 3:
-        raise FaceError(f"{what}: expected one image [H,W,3], got shape {tuple(image.shape)}")
+    images = check_face_images(image, what=what)
+    if len(images) != 1:
+        raise FaceError(f"{what}: expected one image [H,W,3], got a batch of {len(images)}")
+    check_face_index(index, what=what)
+    height, width = images.shape[1:3]
+    if min(height, width) < min_size:
+        raise FaceError(f"{what}: the image is {width}x{height} pixels, too small to hold a face of at least "
+                        f"{min_size} px")
+    image = images[0]
     detector = detector or load_face_detector(weights, search_dirs=search_dirs, download=download)
     face = pick_face(detect_faces(image, detector)[0], index, what=what)
     check_face_size(face, min_size=min_size, what=what)

@@ -7,7 +7,7 @@ source face (:func:`~tpsmm.core.face.framing.frame_face`), and the result is the
 covering all those frames - the face's motion plus the training-style margin.
 
 Errors (:class:`~tpsmm.core.face.detect.FaceError`, one line each): a face is found in fewer than
-half of the sampled frames; the chosen face is lost in more than :data:`MAX_LOST` of the samples after it
+half of the sampled frames (black or flat frames hold no face: :func:`~tpsmm.core.face.detect.plausible_faces`); the chosen face is lost in more than :data:`MAX_LOST` of the samples after it
 first appears; the face is smaller than :data:`~tpsmm.core.face.framing.MIN_FACE_SIZE`.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from torchvision.ops import box_iou
 
 from ..media.crop import CropBox
-from .framing import FRAMING_SCALE, MIN_FACE_SIZE, check_face_size, frame_face, pick_face
+from .framing import FRAMING_SCALE, MIN_FACE_SIZE, check_face_index, check_face_size, frame_face, pick_face
 from .detect import FaceError, detect_faces, load_face_detector
 
 __all__ = ["DRIVING_STRIDE", "MAX_LOST", "MIN_IOU", "driving_box", "track_face"]
@@ -111,6 +111,7 @@ def driving_box(frames, *, index: int | None = None, stride: int = DRIVING_STRID
     """
     if stride < 1:
         raise ValueError(f"stride: expected >= 1, got {stride}")
+    check_face_index(index, what=what)
     detector = detector or load_face_detector(weights, search_dirs=search_dirs, download=download)
     track, _ = track_face(_sampled_faces(frames, detector, stride), index=index, what=what)
     check_face_size(torch.stack(track).median(dim=0).values, min_size=min_size, what=what)

@@ -29,7 +29,9 @@ from .errors import FieldError
 from .images import check_user_images
 from .resize import resize
 
-__all__ = ["CropBox", "crop", "feather_mask", "paste_back", "resize_images"]
+__all__ = ["CropBox", "MIN_CROP_SIDE", "crop", "feather_mask", "paste_back", "resize_images"]
+
+MIN_CROP_SIDE = 2   # pixels: the smallest region that can be resized to the model size
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class CropBox:
     Attributes:
         x: column of the left edge (0-based; negative when the box starts left of the image).
         y: row of the top edge (0-based; negative when the box starts above the image).
-        w: width in pixels (> 0).
-        h: height in pixels (> 0).
+        w: width in pixels (>= :data:`MIN_CROP_SIDE`).
+        h: height in pixels (>= :data:`MIN_CROP_SIDE`).
     """
 
     x: int
@@ -49,8 +51,8 @@ class CropBox:
     h: int
 
     def __post_init__(self) -> None:
-        if self.w <= 0 or self.h <= 0:
-            raise ValueError(f"crop box {self}: width and height must be positive")
+        if self.w < MIN_CROP_SIDE or self.h < MIN_CROP_SIDE:
+            raise ValueError(f"crop box {self}: width and height must be at least {MIN_CROP_SIDE} pixels")
 
     def __str__(self) -> str:
         return f"{self.x},{self.y},{self.w},{self.h}"
@@ -66,14 +68,22 @@ class CropBox:
         except ValueError:
             raise FieldError(f"expected four integers x,y,w,h (e.g. 600,120,512,512), got {text!r}",
                              field=field) from None
-        if w <= 0 or h <= 0 or x < 0 or y < 0:
-            raise FieldError(f"x,y must be >= 0 and w,h > 0, got {text!r}", field=field)
+        if w < MIN_CROP_SIDE or h < MIN_CROP_SIDE or x < 0 or y < 0:
+            raise FieldError(f"x,y must be >= 0 and w,h at least {MIN_CROP_SIDE}, got {text!r}", field=field)
         return cls(x=x, y=y, w=w, h=h)
 
     def check(self, width: int, height: int) -> None:
         """Raise ``ValueError`` unless the box lies inside a ``width x height`` image."""
-        if self.x + self.w > width or self.y + self.h > height:
-            raise ValueError(f"crop box {self} lies outside the {width}x{height} image")
+        if self.inside(width, height):
+            return
+        if self.x >= width or self.y >= height or self.x + self.w <= 0 or self.y + self.h <= 0:
+            raise ValueError(f"crop box {self} lies outside the {width}x{height} image (they do not overlap)")
+        past = [f"{name} border ({what})" for name, bad, what in (
+            ("left", self.x < 0, f"x = {self.x}"), ("top", self.y < 0, f"y = {self.y}"),
+            ("right", self.x + self.w > width, f"x+w = {self.x + self.w} > {width}"),
+            ("bottom", self.y + self.h > height, f"y+h = {self.y + self.h} > {height}")) if bad]
+        raise ValueError(f"crop box {self} lies outside the {width}x{height} image: it extends past the "
+                         f"{' and the '.join(past)}")
 
     def inside(self, width: int, height: int) -> bool:
         """Whether the whole box lies inside a ``width x height`` image."""

@@ -12,15 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import pickle
 import warnings
-import zipfile
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..media.atomic import atomic_write
+from ..media.torch_archive import ArchiveError, load_tensors
 from .config import Config, ConfigError, ModelConfig, load_config
 from .container import NETWORKS, TPSMMNetworks
 from .header import check_header_shapes, read_header_shapes, split_key
@@ -114,19 +113,15 @@ def is_official_path(path: str) -> bool:
 def read_official(path: str) -> dict[str, dict[str, torch.Tensor]]:
     """Read a release-layout ``.pth.tar`` safely -> ``{network: state_dict}``.
 
-    Uses ``torch.load(weights_only=True, map_location='cpu')``; ``optimizer*`` and ``epoch`` entries are
+    Uses :func:`~tpsmm.core.media.torch_archive.load_tensors` (``weights_only=True``, record sizes checked
+    before anything is inflated); ``optimizer*`` and ``epoch`` entries are
     ignored; a ``module.`` prefix (DataParallel) is stripped.
     """
     _check_file(path)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
-        raise CheckpointError(f"{path}: refused to load: the file contains objects other than tensors and plain "
-                              f"containers (weights_only=True): {first}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raw = load_tensors(path)      # no code, no zip bombs (:mod:`~tpsmm.core.media.torch_archive`)
+    except ArchiveError as exc:
+        raise CheckpointError(str(exc)) from None
     if not isinstance(raw, dict):
         raise CheckpointError(f"{path}: expected a dict of state_dicts, got {type(raw).__name__}")
     out = {}
