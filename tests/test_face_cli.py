@@ -116,7 +116,7 @@ def test_sweep_cases_get_one_line(cli, media, tmp_path, capsys):
     cases = [(["--crop", "600,600,100,100"], {},
               "crop box 600,600,100,100 lies outside the 680x676 image: it extends past the right border (x+w = 700 > "
               "680) and the bottom border (y+h = 700 > 676)"),
-             (["--crop", "face", "--face-weights", WEIGHTS], dict(source=str(tmp_path / "one.png")),
+             (["--crop", "face", "--face-weights", media / WEIGHTS_NAME], dict(source=str(tmp_path / "one.png")),
               "one.png: the image is 1x1 pixels, too small to hold a face of at least 64 px"),
              (["--crop", "face", "--face-weights", tmp_path], {}, f"--face-weights {tmp_path}: is a folder")]
     for extra, kw, message in cases:

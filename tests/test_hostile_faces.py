@@ -20,17 +20,10 @@ from tpsmm.core.media.image_io import load_image
 from tpsmm.core.media.torch_archive import ArchiveError, check_archive, load_tensors
 from tpsmm.core.model.checkpoint import CheckpointError, read_official
 
-FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
-
-
 @pytest.fixture(scope="module")
-def detector():
-    return load_face_detector(FACES / WEIGHTS_NAME, download=False)
-
-
-@pytest.fixture(scope="module")
-def talking() -> torch.Tensor:
-    with av.open(str(FACES / "talking.mp4")) as c:
+def talking_frames(talking) -> torch.Tensor:
+    """Every frame of the talking clip, uint8 ``[T,H,W,3]``."""
+    with av.open(str(talking)) as c:
         return torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")) for f in c.decode(video=0)])
 
 
@@ -42,19 +35,19 @@ def test_uniform_frames_hold_no_face(detector, value):
         find_face(frame, detector=detector)
 
 
-def test_real_faces_are_still_found(detector, talking):
-    portrait = torch.from_numpy(load_image(FACES / "portrait.png"))
+def test_real_faces_are_still_found(detector, talking_frames, faces):
+    portrait = torch.from_numpy(load_image(faces / "portrait.png"))
     assert len(detect_faces(portrait, detector)[0]) == 1
-    assert len(detect_faces(torch.from_numpy(load_image(FACES / "two_faces.png")), detector)[0]) == 2
-    assert [len(d) for d in detect_faces(talking[::10], detector)] == [1] * len(talking[::10])
+    assert len(detect_faces(torch.from_numpy(load_image(faces / "two_faces.png")), detector)[0]) == 2
+    assert [len(d) for d in detect_faces(talking_frames[::10], detector)] == [1] * len(talking_frames[::10])
 
 
 @pytest.mark.parametrize("tail, message", [
     ("black", "the chosen face disappears at frame 60"),
     ("flat", "the chosen face disappears at frame 60"),
 ])
-def test_a_driving_face_vanishing_into_black_or_flat_frames_is_refused(detector, talking, tail, message):
-    clip = talking[:90].clone()
+def test_a_driving_face_vanishing_into_black_or_flat_frames_is_refused(detector, talking_frames, tail, message):
+    clip = talking_frames[:90].clone()
     clip[60:] = 0 if tail == "black" else 128
     with pytest.raises(FaceError, match=message):
         driving_box(clip, detector=detector)
@@ -73,15 +66,15 @@ def test_find_face_refuses_bad_images_and_indices_with_one_line(detector, image,
         find_face(image, detector=detector, **kwargs)
 
 
-def test_driving_box_refuses_a_negative_index_before_detecting(talking):
+def test_driving_box_refuses_a_negative_index_before_detecting(talking_frames):
     with pytest.raises(FaceError, match="face index -2: expected a whole number >= 0"):
-        driving_box(talking[:5], index=-2, detector=object())
+        driving_box(talking_frames[:5], index=-2, detector=object())
 
 
-def test_weights_that_are_a_folder_nan_or_foreign_get_one_line(tmp_path):
+def test_weights_that_are_a_folder_nan_or_foreign_get_one_line(tmp_path, faces):
     with pytest.raises(FaceError, match="--face-weights .*: is a folder; pass the weights file"):
         load_face_detector(tmp_path, download=False)
-    state = torch.load(FACES / WEIGHTS_NAME, weights_only=True, map_location="cpu")
+    state = torch.load(faces / WEIGHTS_NAME, weights_only=True, map_location="cpu")
     state[next(iter(state))] = torch.full_like(state[next(iter(state))], float("nan"))
     torch.save(state, tmp_path / "nan.pth")
     with pytest.raises(FaceError, match="nan.pth: not usable YuNet face detector weights .* NaN or infinite"):
