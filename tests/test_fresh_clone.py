@@ -26,7 +26,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSET_TESTS = ("tests/test_face*.py", "tests/test_render*.py", "tests/test_nodes*.py", "tests/test_streamed_video.py",
-               "tests/test_audio.py", "tests/test_animate_sound.py", "tests/test_browser.py", "tests/test_hostile_faces.py")          # as the README lists them
+               "tests/test_audio.py", "tests/test_animate_sound.py", "tests/test_browser.py",
+               "tests/test_hostile_faces.py")                                    # as the README lists them
 ASSET_FIXTURES = {"comfyui_dir", "faces", "detector", "photo", "talking"}           # tests/conftest.py
 SKIPS = {"ComfyUI not found: set TPSMM_COMFYUI to", "the face assets not found: set TPSMM_FACES to"}
 
