@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from ..model.container import ModelError
 from ..model.structures import MODES
 from ..device import parse_dtype
+from ..backends.choice import check_backend
 from ..media.crop import CropBox
 from .smoothing import SMOOTHING_KINDS
 
@@ -68,6 +69,10 @@ class AnimationOptions:
             ``None`` = the model's own dtype, unchanged.
         channels_last: channels_last convolutions (faster on most CPUs and GPUs; copies the networks).
         compile: ``torch.compile`` the renderer (``True`` or a backend name).
+        backend: what runs the networks: ``auto`` (the fastest installed, see
+            :mod:`tpsmm.core.backends.choice`), ``torch``, ``onnxruntime`` or ``openvino`` (exported graphs,
+            cached per model; channels_last/compile apply to ``torch`` only).
+        graphs: a graph backend: a ``tpsmm export`` folder to use instead of the cache.
     """
 
     mode: str = "relative"
@@ -87,8 +92,10 @@ class AnimationOptions:
     with_motion: bool = False
     batch_size: int | None = None
     dtype: object = "float32"
-    channels_last: bool = False
+    channels_last: bool = True
     compile: bool | str = False
+    backend: str = "auto"
+    graphs: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -125,6 +132,7 @@ class AnimationOptions:
             raise ValueError(f"batch_size: expected a whole number >= 1, got {self.batch_size!r}")
         if self.dtype is not None:
             parse_dtype(self.dtype, what="dtype")
+        check_backend(self.backend)
 
     @property
     def view(self) -> str:

@@ -30,6 +30,7 @@ from ..media.visualize import flow_to_rgb, occlusion_to_rgb
 from ..model.structures import MODES
 from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from .animate_batch import batch_options, run_batch
+from ..backends.choice import BACKENDS
 
 __all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args"]
 
@@ -116,6 +117,10 @@ def register(sub) -> None:
     a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
       help="channels_last convolutions (default on)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
+    a("--backend", choices=BACKENDS, default="auto",
+      help="what runs the networks: auto (default: the fastest installed, see README 'Backends'), torch, "
+           "onnxruntime or openvino (graphs exported and cached on first use)")
+    a("--graphs", metavar="DIR", help="with --backend onnxruntime|openvino: use this `tpsmm export` folder")
     a("--reference-frame", type=parse_reference, default=0, metavar="N|best",
       help="relative mode: driving frame matching the source pose, or 'best' (closest keypoint layout); default 0")
     a("--strength", type=float, default=1.0, help="relative mode: motion multiplier (default 1)")
@@ -167,7 +172,8 @@ def _check_args(args) -> list[tuple[str, str]]:
 
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
          "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
-         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype"}
+         "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype",
+         "backend": "--backend", "graphs": "--graphs"}
 """Option field -> the flag that sets it (errors from the options and the pipeline name the flag)."""
 
 
@@ -186,7 +192,7 @@ def options_from_args(args: argparse.Namespace, device: torch.device) -> Animati
             output_size=args.output_size, upscale=args.upscale, side_by_side=args.side_by_side, draw_kp=args.draw_kp,
             with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch,
             dtype=resolve_dtype(args.dtype, device, what="--dtype"), channels_last=args.channels_last,
-            compile=args.compile)
+            compile=args.compile, backend=args.backend, graphs=args.graphs)
     except ValueError as exc:
         raise _flagged(exc) from None
 
