@@ -92,7 +92,8 @@ def tps_solve(kp_driving: torch.Tensor, kp_source: torch.Tensor) -> TPSParams:
     if torch.onnx.is_in_onnx_export():     # ONNX has no inverse: an unrolled QR solve of standard ops
         params = householder_solve(system, rhs)
     else:
-        params = torch.matmul(torch.inverse(system), rhs)
+        params = torch.matmul(torch.linalg.inv_ex(system).inverse, rhs)   # torch.inverse without its error
+                                                                           # check, a device sync (CUDA graphs)
     return TPSParams(control_points=kp_driving, weights=params[:, :, :n],
                      affine=params[:, :, n:].transpose(-1, -2))
 
