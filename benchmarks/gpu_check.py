@@ -44,6 +44,13 @@ def timed(fn, *, device, warmup=2, reps=5):
     return best
 
 
+def forward(engine, cache, kp_src, frames: torch.Tensor) -> torch.Tensor:
+    """One batch through the engine's networks (keypoints, dense motion, inpainting): the timed unit. Not a render
+    loop — frames are rendered only by the pipeline (``pipeline-*`` rows)."""
+    kp = engine.detect(frames)
+    return engine._core(cache, kp_src.expand(kp.shape[0], -1, -1), kp, None)[0].prediction
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(((a.float() - b.float()) ** 2).mean())
     return 99.0 if mse == 0 else 10 * math.log10(1 / mse)
@@ -74,7 +81,7 @@ def engine_rows(model, args, device, emit):
             dtype = getattr(torch, name.replace("fp", "float").replace("bf16", "bfloat16"))
             eng = AnimationEngine(model, batch_size=b, dtype=dtype, channels_last=True)
             kp_src, cache = eng.detect(src), eng.cache_source(src)
-            step = lambda: eng.render_batch(cache, kp_src, eng.detect(drv))[0].prediction  # noqa: E731
+            step = lambda: forward(eng, cache, kp_src, drv)  # noqa: E731
             out = step()
             ref.setdefault(b, out.float())
             sec = timed(step, device=device)
@@ -85,7 +92,7 @@ def engine_rows(model, args, device, emit):
                 try:
                     t0 = time.perf_counter()
                     ceng = AnimationEngine(model, batch_size=b, dtype=dtype, channels_last=True, compile=True)
-                    cstep = lambda: ceng.render_batch(cache, kp_src, ceng.detect(drv))[0].prediction  # noqa: E731
+                    cstep = lambda: forward(ceng, cache, kp_src, drv)  # noqa: E731
                     out = cstep()
                     first = time.perf_counter() - t0
                     sec = timed(cstep, device=device)
@@ -100,11 +107,11 @@ def engine_rows(model, args, device, emit):
                     stream.wait_stream(torch.cuda.current_stream())
                     with torch.cuda.stream(stream):
                         for _ in range(2):
-                            eng.render_batch(cache, kp_src, eng.detect(static))
+                            forward(eng, cache, kp_src, static)
                     torch.cuda.current_stream().wait_stream(stream)
                     graph = torch.cuda.CUDAGraph()
                     with torch.cuda.graph(graph):
-                        captured = eng.render_batch(cache, kp_src, eng.detect(static))[0].prediction
+                        captured = forward(eng, cache, kp_src, static)
                     sec = timed(graph.replay, device=device)
                     emit(dict(row=f"torch-{name}-b{b}-graph", ms_per_frame=1000 * sec / b, frames_per_s=b / sec,
                               max_abs=float((captured.float() - ref[b]).abs().max())))

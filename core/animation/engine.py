@@ -242,7 +242,7 @@ def make_engine(model, options, *, progress=None):
     if backend == "torch":
         if options.graphs is not None:
             raise ValueError("graphs: an export folder needs backend onnxruntime or openvino, not torch")
-        return AnimationEngine(model, batch_size=batch, dtype=dtype, channels_last=options.channels_last,
+        return AnimationEngine(model, batch_size=batch, dtype=dtype, channels_last=options.use_channels_last,
                                compile=options.compile)
     return GraphEngine(model, backend, batch_size=batch, dtype=dtype or torch.float32,
                        background=options.background, graphs=options.graphs, progress=progress)

@@ -114,8 +114,8 @@ def register(sub) -> None:
       help="compute precision (on a CPU without native bfloat16, float32 is used with a warning)")
     a("--batch-size", dest="batch", type=int, help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where "
                                  "bigger batches are no faster)")
-    a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-      help="channels_last convolutions (default on)")
+    a("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+      help="channels_last convolutions (default: on in bfloat16/float16, off in float32)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
     a("--backend", choices=BACKENDS, default="auto",
       help="what runs the networks: auto (default: the fastest installed, see README 'Backends'), torch, "
