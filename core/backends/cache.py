@@ -1,9 +1,9 @@
 """Where exported graphs are kept between runs, and how an entry is found, checked or rebuilt.
 
 Location: ``$TPSMM_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/tpsmm`` (``~/.cache/tpsmm``); never inside
-the repository. Entries are folders ``graphs/<weights digest>-<size>-<runtime><version>-torch<version>``,
+the repository. Entries are folders ``graphs/<weights digest>-<size>-<runtime><version>-torch<version>-code<digest>``,
 each a complete ``tpsmm export`` folder: the key changes with the model's weights, its size, the runtime
-and torch versions, so nothing is ever reused across them. An entry that fails
+and torch versions and the source that defines the graphs, so nothing is ever reused across them. An entry that fails
 :func:`~tpsmm.core.backends.export.check_export` (truncated, edited, another model, missing a graph)
 is rebuilt, never used. OpenVINO's compiled blobs live in the entry's ``openvino/`` folder, so a
 second start skips both the export and the compilation.
@@ -15,7 +15,7 @@ import shutil
 
 import torch
 
-from .export import FORMAT, check_export, export_graphs, graph_names, weights_digest
+from .export import check_export, code_digest, export_graphs, graph_names, weights_digest
 from .runtimes import BackendError, runtime_version
 
 __all__ = ["CACHE_ENV", "cache_root", "cached_export"]
@@ -38,7 +38,7 @@ def cached_export(networks, runtime: str, *, background: bool = False, progress=
     """
     key = "-".join([weights_digest(networks), str(networks.config.image_size),
                     runtime + runtime_version(runtime), "torch" + torch.__version__.split("+")[0],
-                    FORMAT.replace("/", "")])
+                    "code" + code_digest()])
     folder = os.path.join(cache_root(), "graphs", key)
     background = background or networks.bg_predictor is not None    # one entry serves both variants
     needed = graph_names(networks, background=background)

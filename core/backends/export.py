@@ -25,7 +25,8 @@ import torch
 from .graphs import GRAPHS, AVDGraph, GeneratorGraph, KeypointsGraph
 from .runtimes import BackendError
 
-__all__ = ["MANIFEST", "OPSET", "FORMAT", "export_graphs", "check_export", "weights_digest", "graph_names"]
+__all__ = ["MANIFEST", "OPSET", "FORMAT", "export_graphs", "check_export", "weights_digest", "code_digest",
+           "graph_names"]
 
 MANIFEST = "tpsmm-export.json"
 OPSET = 17
@@ -39,6 +40,19 @@ def weights_digest(networks) -> str:
         h.update(name.encode())
         h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
+
+
+def code_digest() -> str:
+    """SHA-256 (first 12 hex digits) of the source that defines the graphs (networks, geometry, graph wrappers):
+    part of the cache key, so a changed tpsmm never reuses graphs exported by another."""
+    core = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for folder in ("networks", "geometry", "backends"):
+        for name in sorted(os.listdir(os.path.join(core, folder))):
+            if name.endswith(".py"):
+                with open(os.path.join(core, folder, name), "rb") as f:
+                    h.update(name.encode() + f.read())
+    return h.hexdigest()[:12]
 
 
 def graph_names(networks, *, background: bool = False) -> tuple[str, ...]:
