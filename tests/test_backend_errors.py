@@ -24,7 +24,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (pip install \"tpsmm[e
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    model = make_tiny_model(with_avd=False)
+    model = make_tiny_model()
     ckpt = str(root / "tiny.safetensors")
     save_checkpoint(model, ckpt)
     assert main(["export", ckpt, "--out", str(root / "good"), "--quiet"]) == 0
@@ -62,9 +62,9 @@ def test_foreign_truncated_other_model_and_other_size(setup, tmp_path):
     with pytest.raises(BackendError, match="truncated or modified"):
         check_export(str(bad), networks=model)
     with pytest.raises(BackendError, match="another model"):
-        check_export(str(root / "good"), networks=make_tiny_model(seed=7, with_avd=False))
+        check_export(str(root / "good"), networks=make_tiny_model(seed=7))
     with pytest.raises(BackendError, match="size 64"):
-        check_export(str(root / "good"), networks=make_tiny_model(with_avd=False, image_size=128))
+        check_export(str(root / "good"), networks=make_tiny_model(image_size=128))
     other = tmp_path / "other"
     shutil.copytree(root / "good", other)
     manifest = json.loads((other / MANIFEST).read_text())
@@ -78,7 +78,7 @@ def test_foreign_truncated_other_model_and_other_size(setup, tmp_path):
 def test_cli_refuses_graphs_of_another_model(setup, capsys, tmp_path):
     root, _, _ = setup
     other = str(tmp_path / "other.safetensors")
-    save_checkpoint(make_tiny_model(seed=3, with_avd=False), other)
+    save_checkpoint(make_tiny_model(seed=3), other)
     from tpsmm.core.media.image_io import save_image
     import numpy as np
 
