@@ -217,8 +217,8 @@ def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
                 raise SystemExit(f"tpsmm animate failed: {res.stderr.strip()}")
             kib = int([l for l in res.stdout.splitlines() if l.startswith("RSS")][-1].split()[1])
             peaks.append(kib / 1024)
-            rows.append(f"| {backend} | {n} | {kib / 1024:.0f} | {time.perf_counter() - start:.1f} |")
-        rows[-1] += f" {peaks[-1] / peaks[0]:.2f}x of {counts[0]} frames |"
+            ratio = f"{peaks[-1] / peaks[0]:.2f}x of {counts[0]} frames" if len(peaks) > 1 else "–"
+            rows.append(f"| {backend} | {n} | {kib / 1024:.0f} | {time.perf_counter() - start:.1f} | {ratio} |")
     return rows
 
 
@@ -233,6 +233,7 @@ def main() -> None:
     p.add_argument("--rss", action="store_true", help="also measure peak RSS of `tpsmm animate`, 60 vs 600 frames")
     p.add_argument("--rss-checkpoint", help="checkpoint for --rss (default: a tiny random 64² model)")
     p.add_argument("--no-write", action="store_true", help="print the section instead of updating RESULTS.md")
+    p.add_argument("--only", help="comma-separated path names to run (naive-fp32 is always run: it is the reference)")
     p.add_argument("--run-path", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--inputs", help=argparse.SUPPRESS)
@@ -251,6 +252,8 @@ def main() -> None:
         best, outs = {}, {}
         for rnd in range(args.repeats):                # rounds interleave the paths: load spikes hit all of them
             for name, spec in paths_for(args.device, batch).items():
+                if args.only and name != "naive-fp32" and name not in args.only.split(","):
+                    continue
                 result = os.path.join(tmp, f"{name}.pt")
                 cmd = [sys.executable, __file__, "--run-path", name, "--spec", json.dumps(spec), "--inputs", inputs,
                        "--result", result, "--checkpoint", ckpt, "--device", args.device]
