@@ -4,8 +4,10 @@ Paths (each runs in its own subprocess, on the same inputs, so timings and peak 
 
 * ``naive``: the reference's loop rebuilt from our modules — batch 1, float32, the source re-encoded
   (downscale + inpainting encoder) for every frame, one device→host copy per frame.
-* ``pipeline-*``: :class:`tpsmm.core.AnimationPipeline`, what every entry point runs — batches, cached
-  source, optional channels_last and bfloat16/float16 autocast, frames handed back in user layout.
+* ``<backend>-<dtype>``: :class:`tpsmm.core.AnimationPipeline`, what every entry point runs — batches, cached
+  source, frames handed back in user layout — on each backend (``torch`` with optional channels_last and
+  bfloat16/float16 autocast; ``onnxruntime`` and ``openvino`` when installed, their graphs exported before
+  the timed run, untimed).
   On a CPU without native bfloat16 the pipeline runs bfloat16 requests in float32 (emulated bf16 is
   ~100x slower), so the bf16 row is left out there.
 
@@ -42,22 +44,28 @@ BEGIN, END = "<!-- animate:begin -->", "<!-- animate:end -->"
 
 
 def paths_for(device: str, batch: int) -> dict[str, dict]:
-    """Name -> pipeline settings (``None`` = the naive path)."""
+    """Name -> pipeline settings (``None`` = the naive path): one row per backend x dtype."""
+    from tpsmm.core.backends.runtimes import installed
     from tpsmm.core.device import cpu_has_native_bf16
 
     if device == "cpu":
         paths = {"naive-fp32": None,
-                 "pipeline-fp32": dict(batch=batch, dtype="float32", channels_last=False),
-                 "pipeline-fp32-cl": dict(batch=batch, dtype="float32", channels_last=True)}
+                 "torch-fp32": dict(batch=batch, dtype="float32", channels_last=False),
+                 "torch-fp32-cl": dict(batch=batch, dtype="float32", channels_last=True)}
         if cpu_has_native_bf16():
-            paths["pipeline-bf16-cl"] = dict(batch=batch, dtype="bfloat16", channels_last=True)
+            paths["torch-bf16-cl"] = dict(batch=batch, dtype="bfloat16", channels_last=True)
+        for runtime in ("onnxruntime", "openvino"):
+            if installed(runtime):
+                paths[f"{runtime}-fp32"] = dict(batch=batch, dtype="float32", backend=runtime)
+        if installed("openvino") and cpu_has_native_bf16():
+            paths["openvino-bf16"] = dict(batch=batch, dtype="bfloat16", backend="openvino")
         return paths
     return {"naive-fp32": None,
-            "pipeline-fp32": dict(batch=batch, dtype="float32", channels_last=True),
-            "pipeline-fp16": dict(batch=batch, dtype="float16", channels_last=True),
-            "pipeline-bf16": dict(batch=batch, dtype="bfloat16", channels_last=True),
-            "pipeline-fp16-b1": dict(batch=1, dtype="float16", channels_last=True),
-            "pipeline-bf16-b1": dict(batch=1, dtype="bfloat16", channels_last=True)}
+            "torch-fp32": dict(batch=batch, dtype="float32", channels_last=True),
+            "torch-fp16": dict(batch=batch, dtype="float16", channels_last=True),
+            "torch-bf16": dict(batch=batch, dtype="bfloat16", channels_last=True),
+            "torch-fp16-b1": dict(batch=1, dtype="float16", channels_last=True),
+            "torch-bf16-b1": dict(batch=1, dtype="bfloat16", channels_last=True)}
 
 
 # ----------------------------------------------------------------------------- child: one path
@@ -96,7 +104,7 @@ def run_path(args) -> None:
         fn = naive
     else:
         options = AnimationOptions(mode="relative", batch_size=spec["batch"], dtype=spec["dtype"],
-                                   channels_last=spec["channels_last"])
+                                   channels_last=spec.get("channels_last"), backend=spec.get("backend", "torch"))
         pipeline = AnimationPipeline(model, options)
         fn = lambda frames: pipeline_run(frames, pipeline)  # noqa: E731
     fn(driving[: max(2, (spec or {}).get("batch", 1))])                     # warm-up (not timed)
@@ -121,10 +129,22 @@ def machine() -> str:
                 name = line.split(":", 1)[1].strip()
     except OSError:
         pass
-    text = f"{name}, {cores} cores (os.cpu_count), torch {torch.__version__}, {torch.get_num_threads()} threads"
+    text = (f"{name}, {cores} cores (os.cpu_count), CPU features: {cpu_features()}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name(0)}"
     return text
+
+
+def cpu_features() -> str:
+    """Which of AVX2, AVX512F, AVX512-BF16 and AMX this CPU has (Linux ``/proc/cpuinfo`` flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    names = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
+    return ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for flag, label in names.items())
 
 
 def make_inputs(size: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -166,7 +186,8 @@ def psnr(a, b) -> float:
 
 
 def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
-    """Peak RSS of ``tpsmm animate`` (run in-process by a wrapper) on 256² clips of different lengths."""
+    """Peak RSS of ``tpsmm animate`` (run in-process by a wrapper) on 256² clips of different lengths, per backend."""
+    from tpsmm.core.backends.runtimes import installed
     from tpsmm.core.media.video import VideoWriter
 
     ckpt = checkpoint or random_checkpoint(os.path.join(tmp, "tiny.safetensors"), tiny_config())
@@ -184,14 +205,20 @@ def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
         with VideoWriter(clip, fps=25) as w:
             for t in range(n):
                 w.write(inputs["driving"][t % 10].permute(1, 2, 0).numpy())
-        cmd = [sys.executable, "-c", wrapper, "animate", "--checkpoint", ckpt, "--source", src, "--driving", clip,
-               "--out", os.path.join(tmp, f"out{n}.mp4"), "--quiet", "--overwrite", "--device", "cpu"]
-        start = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            raise SystemExit(f"tpsmm animate failed: {res.stderr.strip()}")
-        kib = int([l for l in res.stdout.splitlines() if l.startswith("RSS")][-1].split()[1])
-        rows.append(f"| {n} | {kib / 1024:.0f} | {time.perf_counter() - start:.1f} |")
+    for backend in ["torch"] + [r for r in ("onnxruntime", "openvino") if installed(r)]:
+        peaks = []
+        for n in counts:
+            cmd = [sys.executable, "-c", wrapper, "animate", "--checkpoint", ckpt, "--source", src, "--driving",
+                   os.path.join(tmp, f"drv{n}.mp4"), "--out", os.path.join(tmp, f"out{n}.mp4"), "--quiet",
+                   "--overwrite", "--device", "cpu", "--backend", backend]
+            start = time.perf_counter()
+            res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TPSMM_CACHE_DIR": tmp})
+            if res.returncode:
+                raise SystemExit(f"tpsmm animate failed: {res.stderr.strip()}")
+            kib = int([l for l in res.stdout.splitlines() if l.startswith("RSS")][-1].split()[1])
+            peaks.append(kib / 1024)
+            ratio = f"{peaks[-1] / peaks[0]:.2f}x of {counts[0]} frames" if len(peaks) > 1 else "–"
+            rows.append(f"| {backend} | {n} | {kib / 1024:.0f} | {time.perf_counter() - start:.1f} | {ratio} |")
     return rows
 
 
@@ -206,6 +233,7 @@ def main() -> None:
     p.add_argument("--rss", action="store_true", help="also measure peak RSS of `tpsmm animate`, 60 vs 600 frames")
     p.add_argument("--rss-checkpoint", help="checkpoint for --rss (default: a tiny random 64² model)")
     p.add_argument("--no-write", action="store_true", help="print the section instead of updating RESULTS.md")
+    p.add_argument("--only", help="comma-separated path names to run (naive-fp32 is always run: it is the reference)")
     p.add_argument("--run-path", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--inputs", help=argparse.SUPPRESS)
@@ -224,10 +252,13 @@ def main() -> None:
         best, outs = {}, {}
         for rnd in range(args.repeats):                # rounds interleave the paths: load spikes hit all of them
             for name, spec in paths_for(args.device, batch).items():
+                if args.only and name != "naive-fp32" and name not in args.only.split(","):
+                    continue
                 result = os.path.join(tmp, f"{name}.pt")
                 cmd = [sys.executable, __file__, "--run-path", name, "--spec", json.dumps(spec), "--inputs", inputs,
                        "--result", result, "--checkpoint", ckpt, "--device", args.device]
-                res = subprocess.run(cmd, capture_output=True, text=True)
+                res = subprocess.run(cmd, capture_output=True, text=True,
+                                     env={**os.environ, "TPSMM_CACHE_DIR": os.path.join(tmp, "graphs")})
                 if res.returncode:
                     raise SystemExit(f"{name} failed:\n{res.stderr}")
                 m = json.loads(res.stdout.strip().splitlines()[-1])
@@ -254,7 +285,7 @@ def main() -> None:
         if args.rss:
             lines += ["", "Peak RSS of `tpsmm animate` (whole process) on 256² driving clips, "
                       f"{'`' + args.rss_checkpoint + '`' if args.rss_checkpoint else 'tiny random 64² model'}:",
-                      "", "| frames | peak RSS (MiB) | wall (s) |", "|---|---|---|",
+                      "", "| backend | frames | peak RSS (MiB) | wall (s) | ratio |", "|---|---|---|---|---|",
                       *rss_rows(tmp, args.rss_checkpoint)]
     write_section("\n".join(lines), args.device, args.no_write)
 
@@ -262,7 +293,8 @@ def main() -> None:
 def table_rows(best: dict, outs: dict, device: str) -> list[str]:
     """The markdown table: speed of every path and how far its output is from the naive path's."""
     ref, gpu = outs["naive-fp32"], device == "cuda"
-    table = ["| path | frames/s | ms/frame | vs naive | max abs diff vs naive | PSNR vs naive (dB) | peak RSS (MiB) |"
+    table = ["| path | frames/s | ms/frame | vs naive | max abs diff vs naive (torch fp32) | PSNR vs naive (dB) | "
+             "peak RSS (MiB) |"
              + (" peak GPU (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
     for name, m in best.items():
         diff, pv, speed = float((outs[name] - ref).abs().max()), psnr(outs[name], ref), m["fps"] / best["naive-fp32"]["fps"]

@@ -13,9 +13,13 @@ Steps: ``model.extract_keypoints`` -> :class:`Keypoints`, ``model.estimate_motio
 Faces: ``find_face(photo)`` -> the training-style square :class:`~tpsmm.core.media.crop.CropBox` around a face,
 ``driving_box(frames)`` -> one still box for a whole driving clip (see :mod:`tpsmm.core.face.framing`).
 
-Layers (imports point down only): ``geometry``, ``media`` -> ``networks`` -> ``model`` -> ``animation`` -> ``cli``.
+Layers (imports point down only): ``geometry``, ``media`` -> ``networks`` -> ``model`` -> ``backends`` -> ``animation`` -> ``cli``.
+
+Backends: ``load_model(path, backend="auto")`` with one of :data:`BACKENDS` (``auto``, ``torch``, ``onnxruntime``,
+``openvino``); a runtime that cannot be used raises :class:`BackendError` (see :mod:`tpsmm.core.backends`).
 """
 from .animation.driving import DrivingFrames
+from .backends import BACKENDS, BackendError
 from .face.framing import find_face
 from .face.detect import FaceError
 from .face.track import driving_box
@@ -31,4 +35,5 @@ from .model.structures import MODES, Keypoints, Motion
 __all__ = ["load_model", "convert_official", "save_checkpoint", "CheckpointError", "Config", "ModelConfig",
            "ConfigError", "PRESETS", "get_preset", "load_config", "InputError", "TPSMM", "TPSMMNetworks",
            "ModelError", "Keypoints", "Motion", "MODES", "AnimationOptions", "AnimationPipeline", "DrivingFrames",
-           "Hooks", "RenderedFrames", "find_face", "driving_box", "FaceError"]
+           "Hooks", "RenderedFrames", "find_face", "driving_box", "FaceError",
+           "BACKENDS", "BackendError"]

@@ -136,3 +136,21 @@ def bf16_fallback():
     if cpu_has_native_bf16():
         return contextlib.nullcontext()
     return pytest.warns(RuntimeWarning, match="no native bfloat16")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _graph_backends(tmp_path_factory):
+    """The suite runs on the torch backend unless a test names another (``auto`` would export graphs for
+    every tiny model), and any graph a test exports is cached in a temporary folder, not the user's cache."""
+    from tpsmm.core.backends.cache import CACHE_ENV
+    from tpsmm.core.backends.choice import BACKEND_ENV
+
+    saved = {k: os.environ.get(k) for k in (BACKEND_ENV, CACHE_ENV)}
+    os.environ.setdefault(BACKEND_ENV, "torch")
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("graph-cache"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -7,6 +7,7 @@ or sideways):
        core.device                      drawing | device and dtype names
     1  core.networks, core.face         blocks, precision policy, the five networks | face detection and framing
     2  core.model                       config, checkpoints, structures, the network container
+    2.5 core.backends                   ONNX export, graph cache, ONNX Runtime / OpenVINO runners
     3  core.animation                   engine, motion transfer, smoothing, high-res, THE pipeline
     4  core.cli, core (package root)    argparse -> options -> pipeline -> writer; the public API
     5  trainer, tpsmm_nodes, render     never import each other
@@ -25,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     "tpsmm.core.geometry": 0, "tpsmm.core.media": 0, "tpsmm.core.device": 0, "tpsmm.core.networks": 1,
-    "tpsmm.core.face": 1, "tpsmm.core.model": 2,
+    "tpsmm.core.face": 1, "tpsmm.core.model": 2, "tpsmm.core.backends": 2.5,
     "tpsmm.core.animation": 3, "tpsmm.core.cli": 4, "tpsmm.core": 4, "tpsmm.trainer": 5,
     "tpsmm.tpsmm_nodes": 5, "tpsmm.render": 5, "tpsmm": 6,
 }

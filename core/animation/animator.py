@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from ..backends.choice import check_backend
 from ..model.checkpoint import load_networks
 from ..model.config import Config
 from ..model.container import TPSMMNetworks
@@ -34,9 +35,13 @@ class TPSMM(TPSMMNetworks):
     :class:`~tpsmm.core.animation.options.AnimationOptions` and use the pipeline directly.
     """
 
+    backend: str = "auto"
+    """What runs the networks in every step (see :data:`~tpsmm.core.backends.BACKENDS`); set by :func:`load_model`."""
+
     def _pipeline(self, batch_size: int = 8, **options) -> AnimationPipeline:
         dtype = self.dtype if self.dtype in (torch.float32, torch.bfloat16, torch.float16) else None
-        return AnimationPipeline(self, AnimationOptions(batch_size=batch_size, dtype=dtype, **options))
+        return AnimationPipeline(self, AnimationOptions(batch_size=batch_size, dtype=dtype, backend=self.backend,
+                                                        **options))
 
     @torch.no_grad()
     def extract_keypoints(self, images, *, batch_size: int = 8) -> Keypoints:
@@ -84,11 +89,18 @@ class TPSMM(TPSMMNetworks):
 
 
 def load_model(path: str, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               config: str | Config | None = None, image_size: int | None = None) -> TPSMM:
+               config: str | Config | None = None, image_size: int | None = None, backend: str = "auto") -> TPSMM:
     """Load a checkpoint as a :class:`TPSMM` for inference (``eval()`` mode, no gradients).
+
+    ``backend`` (one of :data:`~tpsmm.core.backends.BACKENDS`) runs every step of the model: ``auto``
+    (the fastest installed for the device and dtype), ``torch``, ``onnxruntime`` or ``openvino``; a graph
+    backend exports the networks on first use and caches them (see :mod:`tpsmm.core.backends.cache`).
 
     Accepts tpsmm ``.safetensors`` files and, with a warning, release ``.pth.tar`` files (converted in
     memory, read with ``weights_only=True``). ``config``/``image_size`` only apply to release files
     (and ``image_size`` also overrides a safetensors file's inference size).
     """
-    return load_networks(path, device=device, dtype=dtype, config=config, image_size=image_size, cls=TPSMM)
+    check_backend(backend)
+    model = load_networks(path, device=device, dtype=dtype, config=config, image_size=image_size, cls=TPSMM)
+    model.backend = backend
+    return model

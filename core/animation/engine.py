@@ -37,20 +37,47 @@ from torch import nn
 from ..networks.dense_motion import DenseMotion
 from ..networks.inpainting import Generated
 
-__all__ = ["SourceCache", "AnimationEngine", "AMP_DTYPES", "inference_copy"]
+__all__ = ["SourceCache", "AnimationEngine", "AMP_DTYPES", "inference_copy", "fold_batchnorm", "make_engine"]
 
 AMP_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode ``BatchNorm2d`` into the convolution that feeds it, in place; returns ``module``.
+
+    The pairs are found by name, as the backbones spell them: ``convN``/``bnN`` and ``down``/``bn0`` siblings
+    (ResNet-18 and the small backbone) and a ``Conv2d`` followed by a ``BatchNorm2d`` in a ``Sequential``
+    (ResNet's ``downsample``). The folded convolution computes ``bn(conv(x))`` (float rounding aside);
+    the BatchNorm becomes ``Identity``. Only for inference: the running statistics are baked in.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    for parent in list(module.modules()):
+        children = dict(parent.named_children())
+        pairs = [(f"conv{n[2:]}", n) for n in children if n.startswith("bn") and n[2:].isdigit()]
+        pairs = [("down" if c == "conv0" else c, b) for c, b in pairs]
+        if isinstance(parent, nn.Sequential):
+            names = list(children)
+            pairs += [(a, b) for a, b in zip(names, names[1:])]
+        for conv, bn in pairs:
+            c, b = children.get(conv), children.get(bn)
+            if isinstance(c, nn.Conv2d) and isinstance(b, nn.BatchNorm2d) and b.track_running_stats:
+                setattr(parent, conv, fuse_conv_bn_eval(c.eval(), b.eval()))
+                setattr(parent, bn, nn.Identity())
+    return module
+
+
 def inference_copy(module: nn.Module, *, dtype: torch.dtype, channels_last: bool) -> nn.Module:
     """A deep copy of ``module`` for fast inference; the original is left untouched.
+
+    BatchNorm layers are folded into their convolutions (:func:`fold_batchnorm`).
 
     Every ``InstanceNorm2d`` (no running statistics) becomes the mathematically identical
     ``GroupNorm(C, C)`` with the same affine parameters and eps — unlike InstanceNorm, it keeps
     channels_last activations in that layout instead of copying them to NCHW. Parameters are cast
     to ``dtype`` (no per-call weight casts under autocast) and conv weights made channels_last.
     """
-    out = copy.deepcopy(module)
+    out = fold_batchnorm(copy.deepcopy(module).eval())
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.InstanceNorm2d) and not child.track_running_stats:
@@ -196,3 +223,26 @@ class AnimationEngine:
             motion = DenseMotion(deformation=motion.deformation[:b], contribution_maps=motion.contribution_maps[:b],
                                  occlusion=[o[:b] for o in motion.occlusion], deformed_source=motion.deformed_source[:b])
         return gen, motion
+
+
+def make_engine(model, options, *, progress=None):
+    """The renderer for ``options`` (an :class:`~tpsmm.core.animation.options.AnimationOptions`) on ``model``:
+    an :class:`AnimationEngine` for the ``torch`` backend, a
+    :class:`~tpsmm.core.backends.engine.GraphEngine` for ``onnxruntime``/``openvino`` (``auto`` resolved by
+    :func:`~tpsmm.core.backends.resolve_backend`). ``progress(message)`` gets a first-use export's notes."""
+    from ..backends import resolve_backend
+    from ..backends.engine import GraphEngine
+    from ..device import resolve_dtype
+    from .options import default_batch_size
+
+    device = model.device
+    dtype = None if options.dtype is None else resolve_dtype(options.dtype, device)
+    batch = options.batch_size or default_batch_size(device.type)
+    backend = resolve_backend(options.backend, device, dtype or model.dtype)
+    if backend == "torch":
+        if options.graphs is not None:
+            raise ValueError("graphs: an export folder needs backend onnxruntime or openvino, not torch")
+        return AnimationEngine(model, batch_size=batch, dtype=dtype, channels_last=options.use_channels_last,
+                               compile=options.compile)
+    return GraphEngine(model, backend, batch_size=batch, dtype=dtype or torch.float32,
+                       background=options.background, graphs=options.graphs, progress=progress)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+import torch
+
 from ..model.container import ModelError
 from ..model.structures import MODES
 from ..device import parse_dtype
+from ..backends.choice import check_backend
 from ..media.crop import CropBox
 from ..media.errors import FieldError
 from ..media.size import Size
@@ -72,7 +75,13 @@ class AnimationOptions:
             :func:`~tpsmm.core.device.resolve_dtype` (CPUs without native bf16 use float32);
             ``None`` = the model's own dtype, unchanged.
         channels_last: channels_last convolutions (faster on most CPUs and GPUs; copies the networks).
+            ``None`` (the default of the API, CLI and nodes alike): on in bfloat16/float16, off in
+            float32, where it would move the output by ~1e-4 from the reference (see :attr:`use_channels_last`).
         compile: ``torch.compile`` the renderer (``True`` or a backend name).
+        backend: what runs the networks: ``auto`` (the fastest installed, see
+            :mod:`tpsmm.core.backends.choice`), ``torch``, ``onnxruntime`` or ``openvino`` (exported graphs,
+            cached per model; channels_last/compile apply to ``torch`` only).
+        graphs: a graph backend: a ``tpsmm export`` folder to use instead of the cache.
     """
 
     mode: str = "relative"
@@ -92,8 +101,10 @@ class AnimationOptions:
     with_motion: bool = False
     batch_size: int | None = None
     dtype: object = "float32"
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool | str = False
+    backend: str = "auto"
+    graphs: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -128,6 +139,14 @@ class AnimationOptions:
             raise FieldError(f"expected a whole number >= 1, got {self.batch_size!r}", field="batch_size")
         if self.dtype is not None:
             parse_dtype(self.dtype, what="dtype")
+        check_backend(self.backend)
+
+    @property
+    def use_channels_last(self) -> bool:
+        """:attr:`channels_last` with ``None`` resolved: on unless the dtype is float32 (or the model's own)."""
+        if self.channels_last is not None:
+            return bool(self.channels_last)
+        return self.dtype is not None and parse_dtype(self.dtype) != torch.float32
 
     @property
     def view(self) -> str:

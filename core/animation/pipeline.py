@@ -15,6 +15,7 @@ error halves the batch and retries it.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -24,17 +25,21 @@ from ..media.images import InputError, check_user_images
 from ..media.size import Size
 from ..model.container import ModelError
 from ..model.structures import Keypoints, Motion
-from ..device import resolve_dtype
 from .compose import Composer
 from ..media.crop import crop
 from .driving import DrivingFrames
-from .engine import AnimationEngine
+from .engine import make_engine
 from .motion import MotionTransfer, best_reference_frame, require_avd_network
-from .options import AnimationOptions, default_batch_size
+from .options import AnimationOptions
 from .results import Hooks, RenderedFrames
 from .smoothing import make_filter
 
 __all__ = ["AnimationPipeline", "Hooks", "RenderedFrames"]
+
+def _note(message: str) -> None:
+    """One progress line on stderr (a graph backend's first-use export)."""
+    print(f"tpsmm: {message}", file=sys.stderr, flush=True)
+
 
 OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -64,11 +69,7 @@ class AnimationPipeline:
             require_avd_network(model.avd_network)
         if o.background and model.bg_predictor is None:
             raise ModelError("this checkpoint has no background motion predictor", field="background")
-        device = model.device
-        self.engine = AnimationEngine(model, batch_size=o.batch_size or default_batch_size(device.type),
-                                      dtype=None if o.dtype is None else resolve_dtype(o.dtype, device),
-                                      channels_last=o.channels_last,
-                                      compile=o.compile)
+        self.engine = make_engine(model, o, progress=_note)    # torch or a graph backend (options.backend)
         self._limit = self.engine.batch_size
 
     @property

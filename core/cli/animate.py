@@ -32,6 +32,7 @@ from ..media.video import VideoWriter, output_kind, probe_video
 from ..model.structures import MODES
 from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from .animate_batch import batch_options, run_batch
+from ..backends.choice import BACKENDS
 
 __all__ = ["register", "run", "parse_size", "parse_reference", "options_from_args", "FLAGS"]
 
@@ -106,9 +107,13 @@ def register(sub) -> None:
       help="compute precision (on a CPU without native bfloat16, float32 is used with a warning)")
     a("--batch-size", type=int, metavar="BATCH",
       help="driving frames per forward pass (default: 8 on a GPU, 2 on the CPU, where bigger batches are no faster)")
-    a("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-      help="channels_last convolutions (default on)")
+    a("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+      help="channels_last convolutions (default: on in bfloat16/float16, off in float32)")
     a("--compile", action="store_true", help="torch.compile the renderer (slow first batch)")
+    a("--backend", choices=BACKENDS, default="auto",
+      help="what runs the networks: auto (default: the fastest installed, see README 'Backends'), torch, "
+           "onnxruntime or openvino (graphs exported and cached on first use)")
+    a("--graphs", metavar="DIR", help="with --backend onnxruntime|openvino: use this `tpsmm export` folder")
     a("--reference-frame", type=parse_reference, default=0, metavar="N|best",
       help="relative mode: driving frame matching the source pose, or 'best' (closest keypoint layout); default 0")
     a("--strength", type=float, default=1.0, help="relative mode: motion multiplier (default 1)")
@@ -158,7 +163,7 @@ def _check_args(args) -> list[tuple[str, str]]:
 FLAGS = {"mode": "--mode", "reference_frame": "--reference-frame", "strength": "--strength", "smoothing": "--smooth",
          "smoothing_strength": "--smooth-strength", "crop": "--crop", "driving_crop": "--driving-crop", "feather": "--feather",
          "output_size": "--output-size", "upscale": "--upscale", "batch_size": "--batch-size", "dtype": "--dtype",
-         "face_weights": "--face-weights"}
+         "face_weights": "--face-weights", "backend": "--backend", "graphs": "--graphs"}
 """Field of the core (an :class:`AnimationOptions` field) -> the flag that sets it: the one place where
 errors that name a field are made to name the flag (:meth:`FieldError.renamed`)."""
 
@@ -184,7 +189,7 @@ def options_from_args(args: argparse.Namespace, *, dtype: torch.dtype) -> Animat
             output_size=args.output_size, upscale=args.upscale, side_by_side=args.side_by_side, draw_kp=args.draw_kp,
             with_motion=bool(args.save_flow or args.save_occlusion), batch_size=args.batch_size,
             dtype=dtype, channels_last=args.channels_last,
-            compile=args.compile)
+            compile=args.compile, backend=args.backend, graphs=args.graphs)
     except ValueError as exc:
         raise _flagged(exc) from None
 

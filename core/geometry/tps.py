@@ -12,7 +12,9 @@ Numerics kept from the release (official weights depend on them):
 * kernel ``U(s) = s * log(s + 1e-9)`` with ``s`` the *squared* distance (i.e. ``r^2 log r^2``);
 * a ridge ``0.01 * I`` added to the whole 8x8 system (affine block included), so ``TPS(kp, kp)`` is
   *not* the identity;
-* the system solved through an explicit batched inverse.
+* the system solved through an explicit batched inverse — except while exporting to ONNX, which
+  has no inverse op: there :func:`~tpsmm.core.geometry.linsolve.householder_solve` (standard ops,
+  stable in float32) takes its place, see :func:`tps_solve`.
 
 Relation to kornia (measured, see ``tests/test_tps.py::test_warp_matches_kornia``):
 
@@ -34,6 +36,7 @@ import torch
 from einops import rearrange
 
 from .coords import make_coordinate_grid
+from .linsolve import householder_solve
 
 __all__ = ["TPS_RIDGE", "TPSParams", "tps_kernel", "tps_solve", "tps_warp", "tps_grid", "RandomTPS"]
 
@@ -86,7 +89,11 @@ def tps_solve(kp_driving: torch.Tensor, kp_source: torch.Tensor) -> TPSParams:
     system = torch.cat([top, bottom], dim=-2)
     system = system + TPS_RIDGE * torch.eye(n + 3, dtype=system.dtype, device=system.device)
     rhs = torch.cat([kp_source, kp_source.new_zeros(b, k, 3, 2)], dim=-2)       # [B,K,P+3,2]
-    params = torch.matmul(torch.inverse(system), rhs)
+    if torch.onnx.is_in_onnx_export():     # ONNX has no inverse: an unrolled QR solve of standard ops
+        params = householder_solve(system, rhs)
+    else:
+        params = torch.matmul(torch.linalg.inv_ex(system).inverse, rhs)   # torch.inverse without its error
+                                                                           # check, a device sync (CUDA graphs)
     return TPSParams(control_points=kp_driving, weights=params[:, :, :n],
                      affine=params[:, :, n:].transpose(-1, -2))
 

@@ -1,0 +1,54 @@
+"""Backend names and what ``auto`` picks.
+
+``auto`` (the default everywhere: CLI, API, nodes) picks, by measurement on this project's CPUs
+(``benchmarks/RESULTS.md``):
+
+* on a CUDA or MPS device: ``torch`` (the graph runtimes here are CPU builds);
+* on the CPU in float32: ``openvino`` when installed (fastest), else ``onnxruntime``, else ``torch``;
+* on the CPU in bfloat16: ``torch`` — its autocast keeps the TPS solve, grids, sampling and blends in float32
+  (~56 dB PSNR against float32), whereas OpenVINO's bf16 precision hint rounds every op to bf16 (~24 dB on
+  the vox-256 architecture), so ``openvino`` + ``bfloat16`` is only used when asked for by name.
+
+``TPSMM_BACKEND`` (``torch`` | ``onnxruntime`` | ``openvino``), when set, is what ``auto`` means — e.g. to
+keep a test suite or a comparison on one backend.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .runtimes import installed, require
+
+__all__ = ["BACKENDS", "BACKEND_ENV", "check_backend", "resolve_backend"]
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+"""Every backend name, ``auto`` first (the choices of ``--backend`` and the node input)."""
+BACKEND_ENV = "TPSMM_BACKEND"
+
+
+def check_backend(name: str, *, what: str = "backend") -> str:
+    """``name`` if it is one of :data:`BACKENDS`, else ``ValueError`` naming ``what``."""
+    if name not in BACKENDS:
+        raise ValueError(f"{what}: expected one of {', '.join(BACKENDS)}, got {name!r}")
+    return name
+
+
+def resolve_backend(name: str, device: torch.device | str, dtype: torch.dtype) -> str:
+    """The concrete backend for ``name`` on ``device`` in ``dtype`` (``auto`` resolved, see the module docstring).
+
+    An explicit runtime that is not installed is a :class:`BackendError` naming the pip command.
+    """
+    check_backend(name)
+    if name == "auto":
+        name = check_backend(os.environ.get(BACKEND_ENV) or "auto", what=BACKEND_ENV)
+        if name != "auto":
+            return resolve_backend(name, device, dtype)
+        if torch.device(device).type != "cpu":
+            return "torch"
+        if dtype != torch.float32:
+            return "torch"
+        return next((r for r in ("openvino", "onnxruntime") if installed(r)), "torch")
+    if name != "torch":
+        require(name)
+    return name
