@@ -8,7 +8,7 @@ import torch
 from comfy_api.latest import io
 
 from ..core.model.checkpoint import CheckpointError
-from ..core import load_model
+from ..core import BACKENDS, load_model
 from ..core.device import resolve_dtype
 from . import comfy_compat as cc
 from .runtime import PlacedModel
@@ -52,6 +52,11 @@ class LoadCheckpoint(io.ComfyNode):
                 io.Combo.Input("dtype", options=["auto", "fp32", "fp16", "bf16"], default="auto", tooltip="Compute "
                                "precision (the sensitive steps always run in fp32): auto = fp32 on the CPU, "
                                "bf16/fp16 on capable GPUs."),
+                io.Combo.Input("backend", options=list(BACKENDS), default="auto", optional=True,
+                               tooltip="What runs the networks: auto = the fastest installed for the device and "
+                                       "dtype (OpenVINO, else ONNX Runtime, for fp32 on a CPU; torch on a GPU and "
+                                       "for bf16), or one by name. Graph backends export the model on first use and "
+                                       "cache it (a few seconds later on)."),
             ],
             outputs=[Model.Output("model", tooltip="The loaded model: keypoint detector, dense motion, inpainting "
                                                    "(and AVD if present).")],
@@ -66,7 +71,7 @@ class LoadCheckpoint(io.ComfyNode):
             return str(exc)
 
     @classmethod
-    def execute(cls, ckpt_name, device="auto", dtype="auto") -> io.NodeOutput:
+    def execute(cls, ckpt_name, device="auto", dtype="auto", backend="auto") -> io.NodeOutput:
         try:
             path = cc.checkpoint_path(ckpt_name)
         except FileNotFoundError as exc:
@@ -74,7 +79,7 @@ class LoadCheckpoint(io.ComfyNode):
         run, offload = comfy_devices(device)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = load_model(path, device=offload, dtype=torch.float32)
+            model = load_model(path, device=offload, dtype=torch.float32, backend=backend)
         for w in caught:
             log.warning("TPSMM: %s", w.message)
         placed = PlacedModel(tpsmm=model, name=ckpt_name, device=run, offload=offload, dtype=node_dtype(dtype, run))

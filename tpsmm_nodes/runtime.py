@@ -79,7 +79,8 @@ def on_device(handle: PlacedModel, *, batch_size: int = 8, **options) -> Iterato
     """
     if not isinstance(handle, PlacedModel):
         raise InputError(f"model: expected a TPSMM_MODEL from 'TPSMM Load Checkpoint', got {type(handle).__name__}")
-    opts = AnimationOptions(batch_size=max(1, int(batch_size)), dtype=handle.dtype, **options)
+    opts = AnimationOptions(batch_size=max(1, int(batch_size)), dtype=handle.dtype, backend=handle.tpsmm.backend,
+                            **options)
     model, moved = handle.tpsmm, handle.device != handle.offload
     if moved:
         cc.free_memory(3 * sum(p.numel() * p.element_size() for p in model.parameters()), handle.device)

@@ -124,8 +124,9 @@ class AnimationOptions:
         if isinstance(self.feather, bool) or not isinstance(self.feather, int) or self.feather < 0:
             raise FieldError(f"expected a whole number >= 0, got {self.feather!r}", field="feather")
         for name in ("background", "side_by_side", "draw_kp", "with_motion", "channels_last"):
-            if not isinstance(getattr(self, name), bool):
-                raise FieldError(f"expected True or False, got {getattr(self, name)!r}", field=name)
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (name == "channels_last" and value is None):
+                raise FieldError(f"expected True or False, got {value!r}", field=name)
         if self.output_size is not None:
             object.__setattr__(self, "output_size", Size.of(self.output_size, field="output_size", least=2))
         if self.upscale not in UPSCALE_MODES:

@@ -18,6 +18,8 @@ import os
 
 import torch
 
+from ..media.errors import FieldError
+
 from .runtimes import installed, require
 
 __all__ = ["BACKENDS", "BACKEND_ENV", "check_backend", "resolve_backend"]
@@ -28,9 +30,9 @@ BACKEND_ENV = "TPSMM_BACKEND"
 
 
 def check_backend(name: str, *, what: str = "backend") -> str:
-    """``name`` if it is one of :data:`BACKENDS`, else ``ValueError`` naming ``what``."""
+    """``name`` if it is one of :data:`BACKENDS`, else a :class:`~tpsmm.core.media.errors.FieldError` naming ``what``."""
     if name not in BACKENDS:
-        raise ValueError(f"{what}: expected one of {', '.join(BACKENDS)}, got {name!r}")
+        raise FieldError(f"expected one of {', '.join(BACKENDS)}, got {name!r}", field=what)
     return name
 
 

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import torch
 
@@ -97,7 +98,11 @@ def _export_one(networks, name: str, path: str, meta: dict[str, str]) -> None:
     dynamic = {n: {0: "B"} for n in batched}
     if name == "avd":
         dynamic["source_keypoints"] = {0: "B"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer's notes on constant folding and Python values are about its own passes, not the user's model
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)     # the TorchScript exporter: chosen (dynamo=False)
         torch.onnx.export(_module(networks, name).eval(), _examples(networks, name), path, input_names=list(inputs),
                           output_names=list(outputs), dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     model = onnx.load(path)
