@@ -3,6 +3,7 @@ assets (ComfyUI, faces; found by tests/assets.py)."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import assets
@@ -154,3 +155,18 @@ def _graph_backends(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(autouse=True)
+def _sigchld_as_it_was():
+    """Give each test back the SIGCHLD disposition it started with.
+
+    torch's DataLoader installs a process-wide SIGCHLD handler the first time it starts workers and never removes it.
+    With the graph runtimes' thread pools (OpenVINO, ONNX Runtime) loaded in the same process, the exit of any later
+    child process then crashed the whole test process with SIGSEGV (seen: test_data's worker test, test_backends, then
+    any test that runs a subprocess). A test process is not a training process: restoring the handler keeps the
+    suite's tests independent of each other's order."""
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    if signal.getsignal(signal.SIGCHLD) is not before:
+        signal.signal(signal.SIGCHLD, before)
