@@ -170,3 +170,16 @@ def _sigchld_as_it_was():
     yield
     if signal.getsignal(signal.SIGCHLD) is not before:
         signal.signal(signal.SIGCHLD, before)
+
+
+GRAPH_RUNTIME_TESTS = ("test_backends.py", "test_backend_presets.py", "test_backend_errors.py", "test_nodes_backend.py")
+"""Test files that load the graph runtimes (OpenVINO, ONNX Runtime) into the test process."""
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the graph-runtime tests last (otherwise in the usual order).
+
+    Once OpenVINO / ONNX Runtime have started their thread pools in a process, a DataLoader that forks workers later
+    in that process crashed it with SIGSEGV (seen in the whole suite: test_backends, then test_train's loaders).
+    tpsmm's own commands never do both in one process; the test process did, because it runs everything."""
+    items.sort(key=lambda item: Path(str(item.fspath)).name in GRAPH_RUNTIME_TESTS)
