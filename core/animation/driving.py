@@ -29,17 +29,19 @@ class DrivingFrames:
         frame_count: frames per pass if known (progress bars), else ``None``.
         size: :class:`~tpsmm.core.media.size.Size` ``(height, width)`` of the frames.
         name: what to call the clip in error messages.
+        has_audio: whether the clip's file has a sound stream (known for :meth:`from_video`, else ``False``).
 
     Use the constructors :meth:`from_tensor`, :meth:`from_video` and :meth:`from_batches`.
     """
 
     def __init__(self, batches: Callable[[int], Iterator[torch.Tensor]], *, fps: float, frame_count: int | None,
-                 size: Size | tuple[int, int], name: str = "driving", closer: Callable[[], None] | None = None) -> None:
+                 size: Size | tuple[int, int], name: str = "driving", closer: Callable[[], None] | None = None,
+                 has_audio: bool = False) -> None:
         if not fps > 0:
             raise InputError(f"{name}: frame rate must be positive, got {fps!r}")
         self._batches, self.fps, self.frame_count, self.name = batches, float(fps), frame_count, name
         self.size = Size.of(size)
-        self._closer = closer
+        self._closer, self.has_audio = closer, bool(has_audio)
         self.skipped = 0
 
     @classmethod
@@ -77,7 +79,7 @@ class DrivingFrames:
             finally:
                 clip.skipped = reader.skipped
         clip = cls(batches, fps=reader.info.fps, frame_count=reader.expected_frames or None, size=reader.frame_size,
-                   name=name or os.fspath(path), closer=reader.close)
+                   name=name or os.fspath(path), closer=reader.close, has_audio=reader.info.has_audio)
         return clip
 
     @classmethod

@@ -28,7 +28,7 @@ from .face_args import EPILOG as FACE_EPILOG
 from .face_args import FACE, add_face_arguments, crop_arg, resolve_crops
 from ..media.outputs import check_outputs
 from ..media.audio_copy import AUDIO_CODEC
-from ..media.video import VideoWriter, output_kind, probe_video
+from ..media.video import VideoWriter, output_kind
 from ..model.structures import MODES
 from ..device import DEVICE_CHOICES, DTYPE_NAMES, resolve_device, resolve_dtype
 from .animate_batch import batch_options, run_batch
@@ -241,11 +241,12 @@ class _Progress(Hooks):
             self.bar = None
 
 
-def _keeps_sound(args) -> bool:
-    """Copy the driving clip's sound into --out? Yes by default when both can carry it; ``--audio`` asks even where
-    they cannot (the writer then warns why there is none), ``--no-audio`` never."""
+def _keeps_sound(args, clip: DrivingFrames) -> bool:
+    """Copy the driving clip's sound into --out? Yes by default when both can carry it (``clip`` was probed when it
+    was opened); ``--audio`` asks even where they cannot (the writer then warns why there is none), ``--no-audio``
+    never."""
     if args.audio is None:
-        return output_kind(args.out) in AUDIO_CODEC and probe_video(args.driving).has_audio
+        return output_kind(args.out) in AUDIO_CODEC and clip.has_audio
     return args.audio
 
 
@@ -268,7 +269,7 @@ def _run(args, tqdm) -> int:
             max_pixels="default" if args.max_pixels is None else (args.max_pixels or None)))
         stack.callback(progress.close)
         main = stack.enter_context(VideoWriter(outputs["--out"], fps=clip.fps, overwrite=args.overwrite,
-                                               audio_from=args.driving if _keeps_sound(args) else None))
+                                               audio_from=args.driving if _keeps_sound(args, clip) else None))
         tracks = [("frames", main)] + [
             (track, stack.enter_context(VideoWriter(outputs[flag], fps=clip.fps, overwrite=args.overwrite)))
             for flag, track in (("--save-flow", "flow"), ("--save-occlusion", "occlusion")) if flag in outputs]
