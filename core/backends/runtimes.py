@@ -5,9 +5,10 @@ graph's output order. Every failure a user can cause (runtime not installed, gra
 device it cannot use) is a :class:`BackendError` with one line naming the runtime and what to do.
 
 Precision: ``float32`` is float32 on both runtimes — OpenVINO gets the float32 inference-precision
-hint, without which it picks bfloat16 by itself on AMX CPUs. ``bfloat16`` is OpenVINO's bf16 inference
-precision (CPUs with AVX512-BF16 or AMX); ONNX Runtime has no bfloat16 CPU kernels, so there it is refused
-by :func:`runtime_dtype` with a warning and float32 is used.
+hint, without which it picks bfloat16 by itself on AMX CPUs. ``bfloat16`` is the networks' mixed policy on
+OpenVINO (CPUs with AVX512-BF16 or AMX): convolutions in bf16, the rest in float32
+(:mod:`.mixed_precision`). ONNX Runtime has no bfloat16 CPU kernels, so there it is refused by
+:func:`runtime_dtype` with a warning and float32 is used.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import warnings
 
 import numpy as np
 import torch
+
+from .mixed_precision import bf16_trunks
 
 __all__ = ["RUNTIMES", "BackendError", "require", "runtime_version", "installed", "runtime_dtype", "GraphSession"]
 
@@ -58,10 +61,6 @@ def runtime_dtype(name: str, dtype: torch.dtype) -> torch.dtype:
         warnings.warn("backend onnxruntime: no bfloat16 CPU kernels; running float32 (openvino runs bfloat16)",
                       RuntimeWarning, stacklevel=2)
         return torch.float32
-    if dtype != torch.float32:
-        warnings.warn("backend openvino: bfloat16 rounds every op, grids and sampling included (about 24 dB PSNR "
-                      "against float32 on vox-256); --backend torch keeps those in float32", RuntimeWarning,
-                      stacklevel=2)
     return torch.bfloat16 if dtype != torch.float32 else torch.float32
 
 
@@ -117,11 +116,16 @@ class GraphSession:
         core = ov.Core()
         if cache_dir:
             core.set_property({"CACHE_DIR": cache_dir})
-        config = {"INFERENCE_PRECISION_HINT": "bf16" if dtype == torch.bfloat16 else "f32",
-                  "PERFORMANCE_HINT": "LATENCY"}
+        # float32 hint in both precisions: bfloat16 is written into the model (convolutions only), so
+        # OpenVINO rounds nothing else
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
-        compiled = core.compile_model(self.path, "CPU", config)
+        model = self.path
+        if dtype == torch.bfloat16:
+            model = core.read_model(self.path)
+            bf16_trunks(ov, model)
+        compiled = core.compile_model(model, "CPU", config)
         request = compiled.create_infer_request()
         self.inputs = [i.get_any_name() for i in compiled.inputs]
         outputs = list(compiled.outputs)
