@@ -13,8 +13,8 @@ from conftest import make_tiny_model
 from tpsmm.__main__ import main
 from tpsmm.core import AnimationOptions, AnimationPipeline, BackendError
 from tpsmm.core.backends import runtimes
-from tpsmm.core.backends.cache import cached_export
-from tpsmm.core.backends.export import MANIFEST, check_export, export_graphs
+from tpsmm.core.backends.cache import CACHE_ENV, cached_export
+from tpsmm.core.backends.export import MANIFEST, check_export, export_graphs, graph_names
 from tpsmm.core.backends.runtimes import GraphSession, installed
 from tpsmm.core.model.checkpoint import save_checkpoint
 
@@ -41,6 +41,7 @@ def one_line_error(capsys, argv, match):
 def test_existing_folder_needs_overwrite_and_only_replaces_an_export(setup, capsys, tmp_path):
     root, _, ckpt = setup
     before = sorted(os.listdir(root / "good"))
+    assert before == sorted([MANIFEST, "avd.onnx", "generator.onnx", "keypoints.onnx"])   # the contract's graphs only
     one_line_error(capsys, ["export", ckpt, "--out", str(root / "good")], "--overwrite")
     assert sorted(os.listdir(root / "good")) == before
     mine = tmp_path / "mine"
@@ -105,19 +106,20 @@ def test_runtime_that_cannot_use_the_device(setup):
 
 
 @pytest.mark.skipif(not installed("onnxruntime"), reason="onnxruntime is not installed")
-def test_stale_cache_entry_is_rebuilt(setup):
+def test_stale_cache_entry_is_rebuilt(setup, monkeypatch, tmp_path):
     _, model, _ = setup
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))         # a cache of its own: other tests fill the session's
     notes: list[str] = []
     folder = cached_export(model, "onnxruntime", progress=notes.append)
     assert any("first use" in n for n in notes)
-    graph = os.path.join(folder, "generator.onnx")
-    with open(graph, "r+b") as f:                        # damage the cached graph
-        f.seek(100)
-        f.write(b"\0" * 64)
-    notes.clear()
-    assert cached_export(model, "onnxruntime", progress=notes.append) == folder
-    assert any("stale" in n for n in notes)
-    check_export(folder, networks=model)                 # rebuilt and whole again
+    for damaged in ("generator", "source-cache"):        # a contract graph, an internal one
+        with open(os.path.join(folder, f"{damaged}.onnx"), "r+b") as f:
+            f.seek(100)
+            f.write(b"\0" * 64)
+        notes.clear()
+        assert cached_export(model, "onnxruntime", progress=notes.append) == folder
+        assert any("stale" in n and damaged in n for n in notes), notes
+        check_export(folder, networks=model, graphs=graph_names(model, background=True, internal=True))  # whole again
     notes.clear()
     cached_export(model, "onnxruntime", progress=notes.append)
     assert notes == []                                   # a good entry is used as it is

@@ -1,5 +1,6 @@
 """Graph backends: the stable solve, the export contract, the README's numpy script, and every pipeline feature
-on ONNX Runtime and OpenVINO against the torch path (float32, within 1e-4)."""
+on ONNX Runtime and OpenVINO against the torch path (float32, within 1e-4) — with a user's export folder (the
+contract's generator, source re-encoded per batch) and with the cache's internal graphs (source encoded once)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from conftest import make_tiny_model
 from tpsmm.core import AnimationOptions, AnimationPipeline
 from tpsmm.core.animation.engine import fold_batchnorm
 from tpsmm.core.backends.export import MANIFEST, export_graphs
+from tpsmm.core.backends.graphs import CONTRACT, INTERNAL
 from tpsmm.core.backends.runtimes import installed
 from tpsmm.core.geometry.linsolve import householder_solve
 from tpsmm.core.geometry.tps import TPS_RIDGE, tps_kernel
@@ -73,7 +75,8 @@ def test_export_contract(exported):
     model, folder = exported
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["image_size"] == 64 and manifest["num_tps"] == 2 and manifest["model_id"] == model.model_id
-    assert set(manifest["graphs"]) == {"keypoints", "generator", "generator-bg", "avd"}
+    assert set(manifest["graphs"]) == {"keypoints", "generator", "generator-bg", "avd"} == set(CONTRACT)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([MANIFEST] + [f"{g}.onnx" for g in CONTRACT])
     for name, entry in manifest["graphs"].items():
         graph = onnx.load(str(folder / entry["file"]))
         onnx.checker.check_model(graph)
@@ -123,6 +126,37 @@ def test_every_pipeline_feature_on_the_graph_backends(runtime, feature, exported
         return list(AnimationPipeline(model, opts).run(source, driving))
 
     want, got = render("torch"), render(runtime, graphs=str(folder))
+    assert_same(got, want)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("feature", ["relative-best-smooth-side", "standard-background"])
+def test_internal_graphs_encode_the_source_once(runtime, feature, exported):
+    """The cache's entry (no ``graphs=``) runs ``source-cache`` once per clip and ``generator-cached[-bg]`` per batch:
+    the same frames and motion outputs as the torch path within 1e-4; a user's export folder falls back."""
+    model, folder = exported
+    g = torch.Generator().manual_seed(5)
+    source, driving = torch.rand(1, 72, 80, 3, generator=g), torch.rand(5, 64, 64, 3, generator=g)
+    pipelines = {name: AnimationPipeline(model, AnimationOptions(backend=backend, batch_size=2, **extra,
+                                                                 **FEATURES[feature]))
+                 for name, backend, extra in [("torch", "torch", {}), ("cached", runtime, {}),
+                                              ("export", runtime, dict(graphs=str(folder)))]}
+    cached, export = pipelines["cached"].engine, pipelines["export"].engine
+    assert cached.cached and not export.cached
+    listed = json.loads((Path(cached.folder) / MANIFEST).read_text())["graphs"]
+    assert set(listed) == set(CONTRACT) | set(INTERNAL)               # the tiny model has a background predictor
+    assert listed["generator-cached"]["inputs"] == ["source", "source_small", "encoded_0", "encoded_1", "encoded_2",
+                                                    "encoded_3", "source_keypoints", "driving_keypoints"]
+    calls = []
+    run_source = cached._source
+    cached._source = lambda feeds: calls.append(1) or run_source(feeds)
+    want = list(pipelines["torch"].run(source, driving))
+    assert_same(list(pipelines["cached"].run(source, driving)), want)
+    assert calls == [1]                                                # once per clip, not per batch
+    assert_same(list(pipelines["export"].run(source, driving)), want)
+
+
+def assert_same(got, want):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert a.frames.shape == b.frames.shape and (a.frames - b.frames).abs().max() < 1e-4

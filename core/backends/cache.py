@@ -2,10 +2,11 @@
 
 Location: ``$TPSMM_CACHE_DIR`` when set, else ``$XDG_CACHE_HOME/tpsmm`` (``~/.cache/tpsmm``); never inside
 the repository. Entries are folders ``graphs/<weights digest>-<size>-<runtime><version>-torch<version>-code<digest>``,
-each a complete ``tpsmm export`` folder: the key changes with the model's weights, its size, the runtime
-and torch versions and the source that defines the graphs, so nothing is ever reused across them. An entry that fails
-:func:`~tpsmm.core.backends.export.check_export` (truncated, edited, another model, missing a graph)
-is rebuilt, never used. OpenVINO's compiled blobs live in the entry's ``openvino/`` folder, so a
+each a complete ``tpsmm export`` folder plus the backends' internal graphs (the source graph and the generator
+on its outputs, :data:`~tpsmm.core.backends.graphs.INTERNAL`), all checked alike: the key changes with the model's
+weights, its size, the runtime and torch versions and the source that defines the graphs, so nothing is ever reused
+across them. An entry that fails :func:`~tpsmm.core.backends.export.check_export` (truncated, edited, another
+model, missing a graph) is rebuilt, never used. OpenVINO's compiled blobs live in the entry's ``openvino/`` folder, so a
 second start skips both the export and the compilation.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def cached_export(networks, runtime: str, *, background: bool = False, progress=
                     "code" + code_digest()])
     folder = os.path.join(cache_root(), "graphs", key)
     background = background or networks.bg_predictor is not None    # one entry serves both variants
-    needed = graph_names(networks, background=background)
+    needed = graph_names(networks, background=background, internal=True)
     try:
         check_export(folder, networks=networks, graphs=needed)
         return folder
@@ -53,7 +54,7 @@ def cached_export(networks, runtime: str, *, background: bool = False, progress=
     if progress:
         progress(f"first use of {runtime} for this model: exporting its graphs to {folder} (about a minute)")
     try:
-        export_graphs(networks, folder, background=background, progress=progress)
+        export_graphs(networks, folder, background=background, internal=True, progress=progress)
     except OSError as exc:
         raise BackendError(f"graph cache {cache_root()}: cannot write ({exc.strerror or exc}); "
                            f"set {CACHE_ENV} to a writable folder") from None

@@ -6,6 +6,12 @@ runs every feature (modes, smoothing, crops and faces, high resolution, layouts,
 batch jobs) unchanged on ONNX Runtime or OpenVINO; only the forward passes move into the graphs.
 Tensors cross the boundary as float32 numpy arrays on the CPU; results come back as float32 torch
 tensors on the model's device.
+
+As on the torch path, what depends only on the source (the dense motion network's downscale and the inpainting
+encoder maps) is computed once per clip: :meth:`GraphEngine.cache_source` runs the internal ``source-cache``
+graph and every batch feeds its outputs to ``generator-cached`` (see :mod:`.graphs`). The cache entries of
+:mod:`.cache` hold those graphs; a user's export folder (``graphs=``) usually does not, and then every batch
+runs the contract's ``generator.onnx`` on the raw source, as before.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from ..networks.dense_motion import DenseMotion
 from ..networks.inpainting import Generated
 from .cache import cached_export
 from .export import check_export, graph_names
+from .graphs import graph_io
 from .runtimes import GraphSession, runtime_dtype
 
 __all__ = ["GraphEngine", "GraphSource"]
@@ -30,11 +37,12 @@ class GraphSource:
 
     Attributes:
         frame: ``[1,3,S,S]`` float32 source (torch, model layout).
-        array: the same as a C-contiguous float32 numpy array (the graphs' ``source`` input).
+        feeds: the generator graph's per-clip inputs, C-contiguous float32 numpy arrays: ``source [1,3,S,S]``,
+            and with the internal graphs ``source_small [1,3,h,w]`` and ``encoded_0..N`` (finest first).
     """
 
     frame: torch.Tensor
-    array: np.ndarray
+    feeds: dict[str, np.ndarray]
 
 
 class GraphEngine:
@@ -46,8 +54,9 @@ class GraphEngine:
         runtime: backend name.
         batch_size: driving frames per graph call.
         dtype: ``torch.float32`` or ``torch.bfloat16`` (after :func:`~tpsmm.core.device.resolve_dtype`).
-        background: also load the ``generator-bg`` graph (background motion).
-        graphs: an export folder to use instead of the cache (checked against ``model``).
+        background: also load the background variant of the generator graph (background motion).
+        graphs: an export folder to use instead of the cache (checked against ``model``); its internal graphs
+            are used when it has them (a cache entry does), else ``generator.onnx`` runs on the raw source.
         progress: ``progress(message)`` for the one-line notes of a first-use export.
     """
 
@@ -59,22 +68,29 @@ class GraphEngine:
         self.device = model.device
         self.compute_dtype = runtime_dtype(runtime, dtype)
         needed = graph_names(model, background=background)
+        internal = tuple(n for n in graph_names(model, background=background, internal=True) if n not in needed)
         if graphs is not None:
-            check_export(graphs, networks=model, graphs=needed)
+            listed = check_export(graphs, networks=model, graphs=needed).get("graphs") or {}
+            self.cached = all(n in listed for n in internal)
+            if self.cached:
+                check_export(graphs, graphs=internal)       # listed: then whole (checksums), or an error
             folder = graphs
         else:
-            folder = cached_export(model, runtime, background=background, progress=progress)
+            folder, self.cached = cached_export(model, runtime, background=background, progress=progress), True
         blobs = os.path.join(folder, runtime) if graphs is None else None
         if blobs:
             os.makedirs(blobs, exist_ok=True)
-        load = lambda name: GraphSession(runtime, os.path.join(folder, f"{name}.onnx"),  # noqa: E731
-                                         device=self.device, dtype=self.compute_dtype, cache_dir=blobs)
+        load = lambda name, dtype=self.compute_dtype: GraphSession(  # noqa: E731
+            runtime, os.path.join(folder, f"{name}.onnx"), device=self.device, dtype=dtype, cache_dir=blobs)
         self.folder = folder
-        # keypoints decide where everything moves: always float32, as on the torch path
-        self._kp = GraphSession(runtime, os.path.join(folder, "keypoints.onnx"), device=self.device,
-                                dtype=torch.float32, cache_dir=blobs)
-        self._gen = load("generator")
-        self._gen_bg = load("generator-bg") if background else None
+        # keypoints decide where everything moves: always float32, as on the torch path; the source graph
+        # runs once per clip, so float32 too (the torch engine's downscale is float32 as well)
+        self._kp = load("keypoints", torch.float32)
+        self._source = load("source-cache", torch.float32) if self.cached else None
+        self._source_names = graph_io("source-cache", model)[1]
+        gen = "generator-cached" if self.cached else "generator"
+        self._gen = load(gen)
+        self._gen_bg = load(f"{gen}-bg") if background else None
 
     def _torch(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(self.device)
@@ -86,16 +102,19 @@ class GraphEngine:
 
     @torch.no_grad()
     def cache_source(self, source: torch.Tensor) -> GraphSource:
-        """``[1,3,S,S]`` model-layout source -> :class:`GraphSource`."""
+        """``[1,3,S,S]`` model-layout source -> :class:`GraphSource` (runs the source graph once, when loaded)."""
         source = source.detach().to(device=self.device, dtype=torch.float32)
-        return GraphSource(frame=source, array=np.ascontiguousarray(source.cpu().numpy()))
+        feeds = {"source": np.ascontiguousarray(source.cpu().numpy())}
+        if self._source is not None:
+            feeds.update(zip(self._source_names, self._source(feeds)))
+        return GraphSource(frame=source, feeds=feeds)
 
     @torch.no_grad()
     def render_batch(self, cache: GraphSource, kp_source: torch.Tensor, kp_driving: torch.Tensor, *,
                      bg_param: torch.Tensor | None = None) -> tuple[Generated, DenseMotion]:
         """Like :meth:`AnimationEngine.render_batch`: ``prediction``, ``deformation`` and the finest
         ``occlusion`` are filled (float32, on the model's device); the other fields are empty."""
-        feeds = {"source": cache.array, "source_keypoints": kp_source[:1].detach().float().cpu().numpy(),
+        feeds = {**cache.feeds, "source_keypoints": kp_source[:1].detach().float().cpu().numpy(),
                  "driving_keypoints": kp_driving.detach().float().cpu().numpy()}
         session = self._gen
         if bg_param is not None:

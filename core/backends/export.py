@@ -4,7 +4,9 @@ A folder written by :func:`export_graphs` holds ``keypoints.onnx``, ``generator.
 (when the checkpoint has an AVD network; ``generator-bg.onnx`` only on request) and ``tpsmm-export.json``:
 image size, K, the model id, a digest of every weight, the opset, the versions that wrote it, and each
 graph's inputs, outputs and SHA-256. Every graph also carries ``tpsmm_*`` metadata properties, so a lone
-``.onnx`` says what it is. :func:`check_export` refuses a folder or graph that is not ours, belongs to
+``.onnx`` says what it is. With ``internal=True`` (the backends' cache, :mod:`.cache`) the folder also holds
+the internal graphs (:data:`~.graphs.INTERNAL`: the source graph and the generator on its outputs), listed and
+checksummed in the same manifest. :func:`check_export` refuses a folder or graph that is not ours, belongs to
 another model or size, or was truncated (checksum), each with one line.
 
 The folder is written next to its destination and renamed into place when complete: an error leaves
@@ -23,7 +25,8 @@ import warnings
 
 import torch
 
-from .graphs import GRAPHS, AVDGraph, GeneratorGraph, KeypointsGraph
+from .graphs import (CONTRACT, INTERNAL, AVDGraph, CachedGeneratorGraph, GeneratorGraph, KeypointsGraph, SourceGraph,
+                     batch_axes, graph_io)
 from .runtimes import BackendError
 
 __all__ = ["MANIFEST", "OPSET", "FORMAT", "export_graphs", "check_export", "weights_digest", "code_digest",
@@ -56,10 +59,12 @@ def code_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def graph_names(networks, *, background: bool = False) -> tuple[str, ...]:
-    """The graphs an export of ``networks`` holds (``generator-bg`` only when asked for)."""
-    names = ["keypoints", "generator"] + (["generator-bg"] if background else [])
-    return tuple(names + (["avd"] if networks.avd_network is not None else []))
+def graph_names(networks, *, background: bool = False, internal: bool = False) -> tuple[str, ...]:
+    """The graphs an export of ``networks`` holds, in :data:`~.graphs.CONTRACT` order: the background variants only
+    with ``background``, ``avd`` only when the model has one; with ``internal`` then :data:`~.graphs.INTERNAL`."""
+    avd = networks.avd_network is not None
+    return tuple(n for n in CONTRACT + (INTERNAL if internal else ())
+                 if (background or not n.endswith("-bg")) and (avd or n != "avd"))
 
 
 def _sha256(path: str) -> str:
@@ -78,8 +83,15 @@ def _examples(networks, name: str) -> tuple[torch.Tensor, ...]:
         return (torch.rand(2, 3, s, s, generator=gen),)
     if name == "avd":
         return kp(2), kp(2)
-    inputs = (torch.rand(1, 3, s, s, generator=gen), kp(1), kp(2))
-    return inputs + ((torch.eye(3).expand(2, 3, 3).contiguous(),) if name == "generator-bg" else ())
+    source = torch.rand(1, 3, s, s, generator=gen)
+    if name == "source-cache":
+        return (source,)
+    cached = ()
+    if name.startswith("generator-cached"):
+        with torch.no_grad():
+            cached = tuple(SourceGraph(networks)(source))
+    bg = (torch.eye(3).expand(2, 3, 3).contiguous(),) if name.endswith("-bg") else ()
+    return (source, *cached, kp(1), kp(2), *bg)
 
 
 def _module(networks, name: str) -> torch.nn.Module:
@@ -87,17 +99,17 @@ def _module(networks, name: str) -> torch.nn.Module:
         return KeypointsGraph(networks)
     if name == "avd":
         return AVDGraph(networks)
-    return GeneratorGraph(networks, background=name == "generator-bg")
+    if name == "source-cache":
+        return SourceGraph(networks)
+    wrapper = CachedGeneratorGraph if name.startswith("generator-cached") else GeneratorGraph
+    return wrapper(networks, background=name.endswith("-bg"))
 
 
 def _export_one(networks, name: str, path: str, meta: dict[str, str]) -> None:
     import onnx
 
-    inputs, outputs = GRAPHS[name]
-    batched = [n for n in inputs + outputs if n not in ("source", "source_keypoints")]
-    dynamic = {n: {0: "B"} for n in batched}
-    if name == "avd":
-        dynamic["source_keypoints"] = {0: "B"}
+    inputs, outputs = graph_io(name, networks)
+    dynamic = batch_axes(name, networks)
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer's notes on constant folding and Python values are about its own passes, not the user's model
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
@@ -112,8 +124,10 @@ def _export_one(networks, name: str, path: str, meta: dict[str, str]) -> None:
 
 
 def export_graphs(networks, out_dir: str, *, overwrite: bool = False, background: bool = False,
-                  progress=None) -> dict:
+                  internal: bool = False, progress=None) -> dict:
     """Export ``networks`` (a :class:`~tpsmm.core.model.TPSMMNetworks`) to ``out_dir``; returns the manifest.
+
+    ``internal`` adds the backends' own graphs (see :func:`graph_names`); ``tpsmm export`` leaves it off.
 
     ``progress(message)`` is called before each graph. ``BackendError`` when ``out_dir`` exists and
     ``overwrite`` is off, or when it exists but is neither an earlier export nor empty.
@@ -137,12 +151,12 @@ def export_graphs(networks, out_dir: str, *, overwrite: bool = False, background
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.partial-", dir=parent)
     try:
         graphs = {}
-        for name in graph_names(nets, background=background):
+        for name in graph_names(nets, background=background, internal=internal):
             if progress:
                 progress(f"exporting {name}.onnx")
             path = os.path.join(tmp, f"{name}.onnx")
             _export_one(nets, name, path, meta)
-            inputs, outputs = GRAPHS[name]
+            inputs, outputs = graph_io(name, nets)
             graphs[name] = {"file": f"{name}.onnx", "sha256": _sha256(path), "inputs": list(inputs),
                             "outputs": list(outputs)}
         manifest = {"format": FORMAT, "image_size": cfg.image_size, "num_tps": cfg.num_tps,

@@ -11,22 +11,61 @@ read the names from here, so the contract has one home.
 * :class:`AVDGraph` — ``source_keypoints [B,5K,2]``, ``driving_keypoints [B,5K,2]`` -> ``keypoints [B,5K,2]``.
 
 ``B`` is dynamic in every graph; ``S`` and ``K`` are fixed by the model.
+
+Internal graphs (:data:`INTERNAL`: written to the backends' cache, not by ``tpsmm export``, not part of the
+contract) split the generator so that what depends only on the source runs once per clip, as the torch
+engine's :class:`~tpsmm.core.animation.engine.SourceCache` does:
+
+* :class:`SourceGraph` (``source-cache``) — ``source [1,3,S,S]`` -> ``source_small [1,3,h,w]`` (the dense
+  motion network's anti-aliased downscale, ``h = S x scale_factor``) and the inpainting encoder maps
+  ``encoded_0 [1,C_0,S,S] .. encoded_N [1,C_N,S/2^N,S/2^N]`` (finest first, ``N`` = down blocks).
+* :class:`CachedGeneratorGraph` (``generator-cached``, ``generator-cached-bg``) — ``source``, ``source_small``,
+  ``encoded_0..N`` (all batch 1), ``source_keypoints [1,5K,2]``, ``driving_keypoints [B,5K,2]`` (and
+  ``bg_param [B,3,3]``) -> the outputs of ``generator`` / ``generator-bg``.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["GRAPHS", "KeypointsGraph", "GeneratorGraph", "AVDGraph"]
+__all__ = ["GRAPHS", "CONTRACT", "INTERNAL", "ENCODED", "graph_io", "batch_axes", "KeypointsGraph",
+           "GeneratorGraph", "AVDGraph", "SourceGraph", "CachedGeneratorGraph"]
+
+ENCODED = "encoded_*"
+"""Placeholder in :data:`GRAPHS` for the encoder maps ``encoded_0 .. encoded_N`` (see :func:`graph_io`)."""
+_GEN_OUT = ("frames", "occlusion", "deformation")
+_CACHED_IN = ("source", "source_small", ENCODED, "source_keypoints", "driving_keypoints")
 
 GRAPHS = {
     "keypoints": (("image",), ("keypoints",)),
-    "generator": (("source", "source_keypoints", "driving_keypoints"), ("frames", "occlusion", "deformation")),
-    "generator-bg": (("source", "source_keypoints", "driving_keypoints", "bg_param"),
-                     ("frames", "occlusion", "deformation")),
+    "generator": (("source", "source_keypoints", "driving_keypoints"), _GEN_OUT),
+    "generator-bg": (("source", "source_keypoints", "driving_keypoints", "bg_param"), _GEN_OUT),
     "avd": (("source_keypoints", "driving_keypoints"), ("keypoints",)),
+    "source-cache": (("source",), ("source_small", ENCODED)),
+    "generator-cached": (_CACHED_IN, _GEN_OUT),
+    "generator-cached-bg": (_CACHED_IN + ("bg_param",), _GEN_OUT),
 }
-"""Graph name -> (input names, output names). The file of graph ``g`` is ``g.onnx``."""
+"""Graph name -> (input names, output names), :data:`ENCODED` unexpanded. The file of graph ``g`` is ``g.onnx``."""
+CONTRACT = ("keypoints", "generator", "generator-bg", "avd")
+"""The graphs of ``tpsmm export`` (README, "Export contract")."""
+INTERNAL = ("source-cache", "generator-cached", "generator-cached-bg")
+"""The graphs only the backends' cache holds."""
+
+
+def graph_io(name: str, networks) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(inputs, outputs)`` of graph ``name`` for ``networks``, :data:`ENCODED` expanded to one name per map."""
+    maps = [f"encoded_{i}" for i in range(networks.inpainting_network.num_down_blocks + 1)]
+    expand = lambda names: tuple(m for n in names for m in (maps if n == ENCODED else [n]))  # noqa: E731
+    inputs, outputs = GRAPHS[name]
+    return expand(inputs), expand(outputs)
+
+
+def batch_axes(name: str, networks) -> dict[str, dict[int, str]]:
+    """The dynamic axes of graph ``name``: ``B`` on every per-frame tensor; the per-clip ones (``source``,
+    ``source_small``, ``encoded_*``, and ``source_keypoints`` except in ``avd``) keep batch 1."""
+    inputs, outputs = graph_io(name, networks)
+    per_clip = {"source", "source_small"} | ({"source_keypoints"} if name != "avd" else set())
+    return {n: {0: "B"} for n in inputs + outputs if n not in per_clip and not n.startswith("encoded_")}
 
 
 class KeypointsGraph(nn.Module):
@@ -64,3 +103,35 @@ class AVDGraph(nn.Module):
 
     def forward(self, source_keypoints: torch.Tensor, driving_keypoints: torch.Tensor) -> torch.Tensor:
         return self.avd(source_keypoints, driving_keypoints)
+
+
+class SourceGraph(nn.Module):
+    """``source [1,3,S,S]`` -> ``(source_small [1,3,h,w], encoded_0, ..., encoded_N)`` (finest map first)."""
+
+    def __init__(self, networks) -> None:
+        super().__init__()
+        self.dm, self.inp = networks.dense_motion_network, networks.inpainting_network
+
+    def forward(self, source: torch.Tensor):
+        return (self.dm.downsample(source), *self.inp.encode(source))
+
+
+class CachedGeneratorGraph(nn.Module):
+    """:class:`GeneratorGraph` on the outputs of :class:`SourceGraph`.
+
+    Positional inputs: ``source``, ``source_small``, ``encoded_0..N``, ``source_keypoints``,
+    ``driving_keypoints`` (and ``bg_param`` when ``background``), as :func:`graph_io` names them.
+    """
+
+    def __init__(self, networks, *, background: bool = False) -> None:
+        super().__init__()
+        self.dm, self.inp, self.background = networks.dense_motion_network, networks.inpainting_network, background
+        self.maps = self.inp.num_down_blocks + 1
+
+    def forward(self, source: torch.Tensor, source_small: torch.Tensor, *rest: torch.Tensor):
+        encoded, (source_keypoints, driving_keypoints, *bg) = list(rest[:self.maps]), rest[self.maps:]
+        bg_param = bg[0] if self.background else None
+        kp_source = source_keypoints.expand(driving_keypoints.shape[0], -1, -1)
+        motion = self.dm(source, driving_keypoints, kp_source, bg_param=bg_param, source_small=source_small)
+        gen = self.inp(source, motion, encoded=encoded)
+        return gen.prediction, motion.occlusion[-1], motion.deformation
