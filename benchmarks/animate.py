@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import animate_quality as quality  # noqa: E402
+from animate_inputs import make_inputs, random_checkpoint  # noqa: E402
+from animate_memory import rss_rows  # noqa: E402
+from machine import machine  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "RESULTS.md")
@@ -121,105 +123,9 @@ def run_path(args) -> None:
 
 
 # ----------------------------------------------------------------------------- parent
-def machine() -> str:
-    name, cores = platform.processor() or "?", os.cpu_count()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                name = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    text = (f"{name}, {cores} cores (os.cpu_count), CPU features: {cpu_features()}, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads")
-    if torch.cuda.is_available():
-        text += f"; GPU {torch.cuda.get_device_name(0)}"
-    return text
-
-
-def cpu_features() -> str:
-    """Which of AVX2, AVX512F, AVX512-BF16 and AMX this CPU has (Linux ``/proc/cpuinfo`` flags)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    names = {"avx2": "AVX2", "avx512f": "AVX512F", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX"}
-    return ", ".join(f"{label} {'yes' if flag in flags else 'no'}" for flag, label in names.items())
-
-
-def make_inputs(size: int, frames: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A smooth textured source and a driving clip whose content drifts and scales a little."""
-    from hires_case import texture
-    from tpsmm.core.geometry.coords import make_coordinate_grid
-
-    tex = texture(size, seed)
-    grid = make_coordinate_grid(size, size)[None]
-    clip = []
-    for t in range(frames):
-        a = 0.1 * torch.sin(torch.tensor(t / 5.0))
-        g = grid * (1 + 0.05 * a) + torch.stack([a, -a / 2])
-        clip.append(torch.nn.functional.grid_sample(tex, g, padding_mode="border", align_corners=True))
-    return dict(source=tex, driving=torch.cat(clip).clamp(0, 1))
-
-
-def tiny_config():
-    from tpsmm.core.model.config import ModelConfig
-
-    return ModelConfig(num_tps=2, gen_block_expansion=8, gen_max_features=32, dm_block_expansion=8,
-                       dm_max_features=32, dm_num_blocks=3, avd_id_bottle_size=16, avd_pose_bottle_size=16,
-                       image_size=64)
-
-
-def random_checkpoint(path: str, config=None) -> str:
-    from tpsmm.core.model.checkpoint import save_checkpoint
-    from tpsmm.core.model.config import ModelConfig
-    from tpsmm.core import TPSMM
-
-    torch.manual_seed(0)
-    save_checkpoint(TPSMM(config or ModelConfig()).eval(), path)
-    return path
-
-
 def psnr(a, b) -> float:
     mse = float(((a - b) ** 2).mean())
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
-
-
-def rss_rows(tmp: str, checkpoint: str | None, counts=(60, 600)) -> list[str]:
-    """Peak RSS of ``tpsmm animate`` (run in-process by a wrapper) on 256² clips of different lengths, per backend."""
-    from tpsmm.core.backends.runtimes import installed
-    from tpsmm.core.media.video import VideoWriter
-
-    ckpt = checkpoint or random_checkpoint(os.path.join(tmp, "tiny.safetensors"), tiny_config())
-    inputs = make_inputs(256, 10)
-    src = os.path.join(tmp, "src.png")
-    from tpsmm.core.media.image_io import save_image
-
-    save_image(src, inputs["source"][0].permute(1, 2, 0).numpy())
-    wrapper = ("import resource, sys, tpsmm.__main__ as m; m.COMMAND_MODULES = ('tpsmm.core.cli',); "
-               "rc = m.main(sys.argv[1:]); print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
-               "sys.exit(rc)")
-    rows = []
-    for n in counts:
-        clip = os.path.join(tmp, f"drv{n}.mp4")
-        with VideoWriter(clip, fps=25) as w:
-            for t in range(n):
-                w.write(inputs["driving"][t % 10].permute(1, 2, 0).numpy())
-    for backend in ["torch"] + [r for r in ("onnxruntime", "openvino") if installed(r)]:
-        peaks = []
-        for n in counts:
-            cmd = [sys.executable, "-c", wrapper, "animate", "--checkpoint", ckpt, "--source", src, "--driving",
-                   os.path.join(tmp, f"drv{n}.mp4"), "--out", os.path.join(tmp, f"out{n}.mp4"), "--quiet",
-                   "--overwrite", "--device", "cpu", "--backend", backend]
-            start = time.perf_counter()
-            res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TPSMM_CACHE_DIR": tmp})
-            if res.returncode:
-                raise SystemExit(f"tpsmm animate failed: {res.stderr.strip()}")
-            kib = int([l for l in res.stdout.splitlines() if l.startswith("RSS")][-1].split()[1])
-            peaks.append(kib / 1024)
-            ratio = f"{peaks[-1] / peaks[0]:.2f}x of {counts[0]} frames" if len(peaks) > 1 else "–"
-            rows.append(f"| {backend} | {n} | {kib / 1024:.0f} | {time.perf_counter() - start:.1f} | {ratio} |")
-    return rows
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from hostile_server import WORKFLOW, HostileComfy  # noqa: E402
+from machine import cpu_features, cpu_name  # noqa: E402
 
 MARK = ("<!-- hostile-memory:begin -->", "<!-- hostile-memory:end -->")
 
@@ -93,7 +94,8 @@ def main() -> None:
         rows.append((f".pth.tar of {os.path.getsize(path) >> 10} KiB inflating to {args.gib:g} GiB",
                      *peak_mib([sys.executable, "-c", load], d)))
     table = [MARK[0], f"### Client memory against hostile inputs ({datetime.date.today()})", "",
-             f"`python benchmarks/hostile_memory.py --gib {args.gib:g}`; machine: {_cpu()}, {platform.system()}, "
+             f"`python benchmarks/hostile_memory.py --gib {args.gib:g}`; machine: {cpu_name()} ({cpu_features()}), "
+             f"{platform.system()}, "
              "2 cores shared with other jobs. Peak RSS of each child process (`getrusage(RUSAGE_CHILDREN).ru_maxrss` "
              "in a fresh wrapper); the first row is the interpreter with torch and the client imported.", "",
              "| case | peak RSS (MiB) | seconds | the one line it ends with |", "|---|---|---|---|"]
@@ -108,16 +110,6 @@ def main() -> None:
         text = text.rstrip() + "\n\n" + "\n".join(table) + "\n"
     with open(results, "w", encoding="utf-8") as f:
         f.write(text)
-
-
-def _cpu() -> str:
-    try:
-        info = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "CPU")
-    flags = [f for f, tag in (("AVX2", "avx2"), ("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile")) if f" {tag}" in info]
-    return f"{name} ({', '.join(flags) or 'no AVX2'})"
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ def _sigchld_as_it_was():
         signal.signal(signal.SIGCHLD, before)
 
 
-GRAPH_RUNTIME_TESTS = ("test_backends.py", "test_backend_presets.py", "test_backend_errors.py", "test_nodes_backend.py")
+GRAPH_RUNTIME_TESTS = ("test_backends.py", "test_backend_presets.py", "test_backend_errors.py", "test_nodes_backend.py",
+                       "test_backend_precision.py")
 """Test files that load the graph runtimes (OpenVINO, ONNX Runtime) into the test process."""
 
 
