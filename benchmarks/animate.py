@@ -139,6 +139,7 @@ def main() -> None:
     p.add_argument("--rss", action="store_true", help="also measure peak RSS of `tpsmm animate`, 60 vs 600 frames")
     p.add_argument("--rss-checkpoint", help="checkpoint for --rss (default: a tiny random 64² model)")
     p.add_argument("--no-write", action="store_true", help="print the section instead of updating RESULTS.md")
+    p.add_argument("--speed-only", action="store_true", help="only the speed table (no hires / demo quality rows)")
     p.add_argument("--only", help="comma-separated path names to run (naive-fp32 is always run: it is the reference)")
     p.add_argument("--run-path", help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
@@ -180,7 +181,7 @@ def main() -> None:
                  f"Weights: {'`' + args.checkpoint + '`' if args.checkpoint else 'random (vox-256 architecture)'}; "
                  f"relative mode; timings exclude one warm-up batch; each path in its own process; best of "
                  f"{args.repeats} interleaved round(s).", "", *table]
-        if args.device == "cpu":
+        if args.device == "cpu" and not args.speed_only:
             lines += ["", "High-resolution output on generated data (model 256², output 1024², "
                       "`benchmarks/hires_case.synthetic_case`): PSNR against the full-resolution ground truth "
                       "(16 px border ignored) and gradient energy (mean squared luminance gradient, 8-bit units; "
