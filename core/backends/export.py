@@ -25,6 +25,7 @@ import warnings
 
 import torch
 
+from ..networks.subpixel import subpixel_upsampling
 from .graphs import (CONTRACT, INTERNAL, AVDGraph, CachedGeneratorGraph, GeneratorGraph, KeypointsGraph, SourceGraph,
                      batch_axes, graph_io)
 from .runtimes import BackendError
@@ -146,6 +147,7 @@ def export_graphs(networks, out_dir: str, *, overwrite: bool = False, background
     nets = copy.deepcopy(networks).to("cpu", torch.float32).eval()
     cfg = nets.config
     digest = weights_digest(nets)
+    subpixel_upsampling(nets)            # after the digest: it names the checkpoint's weights, not the graph's
     meta = {"tpsmm_format": FORMAT, "tpsmm_model_id": nets.model_id, "tpsmm_weights": digest,
             "tpsmm_image_size": str(cfg.image_size), "tpsmm_num_tps": str(cfg.num_tps)}
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.partial-", dir=parent)
