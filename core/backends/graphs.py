@@ -88,9 +88,14 @@ class GeneratorGraph(nn.Module):
 
     def forward(self, source: torch.Tensor, source_keypoints: torch.Tensor, driving_keypoints: torch.Tensor,
                 bg_param: torch.Tensor | None = None):
+        return self._generate(source, source_keypoints, driving_keypoints, bg_param)
+
+    def _generate(self, source, source_keypoints, driving_keypoints, bg_param, *, source_small=None, encoded=None):
+        """``(frames, occlusion, deformation)``; ``source_small`` / ``encoded`` are the source's cached
+        downscale and encoder maps (``None``: computed from ``source`` here)."""
         kp_source = source_keypoints.expand(driving_keypoints.shape[0], -1, -1)
-        motion = self.dm(source, driving_keypoints, kp_source, bg_param=bg_param)
-        gen = self.inp(source, motion)
+        motion = self.dm(source, driving_keypoints, kp_source, bg_param=bg_param, source_small=source_small)
+        gen = self.inp(source, motion, encoded=encoded)
         return gen.prediction, motion.occlusion[-1], motion.deformation
 
 
@@ -116,7 +121,7 @@ class SourceGraph(nn.Module):
         return (self.dm.downsample(source), *self.inp.encode(source))
 
 
-class CachedGeneratorGraph(nn.Module):
+class CachedGeneratorGraph(GeneratorGraph):
     """:class:`GeneratorGraph` on the outputs of :class:`SourceGraph`.
 
     Positional inputs: ``source``, ``source_small``, ``encoded_0..N``, ``source_keypoints``,
@@ -124,14 +129,10 @@ class CachedGeneratorGraph(nn.Module):
     """
 
     def __init__(self, networks, *, background: bool = False) -> None:
-        super().__init__()
-        self.dm, self.inp, self.background = networks.dense_motion_network, networks.inpainting_network, background
+        super().__init__(networks, background=background)
         self.maps = self.inp.num_down_blocks + 1
 
     def forward(self, source: torch.Tensor, source_small: torch.Tensor, *rest: torch.Tensor):
         encoded, (source_keypoints, driving_keypoints, *bg) = list(rest[:self.maps]), rest[self.maps:]
-        bg_param = bg[0] if self.background else None
-        kp_source = source_keypoints.expand(driving_keypoints.shape[0], -1, -1)
-        motion = self.dm(source, driving_keypoints, kp_source, bg_param=bg_param, source_small=source_small)
-        gen = self.inp(source, motion, encoded=encoded)
-        return gen.prediction, motion.occlusion[-1], motion.deformation
+        return self._generate(source, source_keypoints, driving_keypoints, bg[0] if self.background else None,
+                              source_small=source_small, encoded=encoded)

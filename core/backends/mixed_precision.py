@@ -45,7 +45,7 @@ def _trunk(model, f32) -> set:
     convs = [n for n in model.get_ordered_ops()
              if n.get_type_name() in CONVOLUTIONS and n.get_output_element_type(0) == f32]
     passable = lambda n: n.get_type_name() in TRUNK_OPS and n.get_output_element_type(0) == f32  # noqa: E731
-    forward, stack = set(), [c for c in convs]
+    forward, stack = set(), list(convs)
     while stack:                                    # reachable from a convolution's output
         for out in stack.pop().outputs():
             for target in out.get_target_inputs():
