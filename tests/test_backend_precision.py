@@ -43,10 +43,11 @@ def test_trunks_run_in_bf16_and_the_geometry_in_float32(generator):
     changed = bf16_trunks(ov, model)
     ops = model.get_ordered_ops()
     types = {t: [n.get_output_element_type(0) for n in ops if n.get_type_name() == t]
-             for t in CONVOLUTIONS + FLOAT32_OPS + ("MVN",)}
+             for t in CONVOLUTIONS + FLOAT32_OPS + ("MVN", "DepthToSpace")}
     assert changed > len(types["Convolution"]) > 0
     assert set(types["Convolution"]) == {ov.Type.bf16}
     assert ov.Type.bf16 in types["MVN"]                                  # normalisation inside the trunks
+    assert set(types["DepthToSpace"]) == {ov.Type.bf16}                  # the sub-pixel blocks' pixel shuffles
     for name in FLOAT32_OPS:
         assert set(types[name]) <= {ov.Type.f32}, name
     assert types["GridSample"] and types["MatMul"]

@@ -1,7 +1,7 @@
 """bfloat16 convolution trunks, float32 geometry: the networks' precision policy written into an OpenVINO model.
 
 On the torch path ``--dtype bfloat16`` runs the convolution trunks (convolutions, their normalisation,
-activations, pooling, upsampling and skip concatenations) in bfloat16 and keeps the TPS solve, heatmaps,
+activations, pooling, upsampling, pixel shuffles and skip concatenations) in bfloat16 and keeps the TPS solve, heatmaps,
 grids, every ``grid_sample``, the softmax, sigmoids and blends in float32
 (:mod:`tpsmm.core.networks.precision`). OpenVINO's own bfloat16 mode (the ``INFERENCE_PRECISION_HINT``
 ``bf16``) instead rounds every op, grid coordinates included: a bf16 coordinate near 1 is off by up to
@@ -29,6 +29,7 @@ TRUNK_OPS = {
     "MVN": (0,), "Relu": (0,), "Clamp": (0,), "Add": (0, 1), "Multiply": (0, 1), "Subtract": (0, 1),
     "AvgPool": (0,), "MaxPool": (0,), "Interpolate": (0,), "Pad": (0, 3), "Concat": None,
     "Reshape": (0,), "Squeeze": (0,), "Unsqueeze": (0,), "Transpose": (0,),
+    "DepthToSpace": (0,), "Slice": (0,), "StridedSlice": (0,),
 }
 """Op type -> its float data ports (``None``: every input) for ops that may run inside a trunk in bfloat16.
 Other ports (shapes, axes, sizes, scales) keep their type."""

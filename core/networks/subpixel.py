@@ -9,10 +9,13 @@ sums of the 3×3 taps that land on the same input pixel:
 * phase 1 along an axis: taps ``(w[0] + w[1], w[2])`` at offsets ``(0, +1)``.
 
 :class:`SubpixelUpConv` runs the four phases as one 2×2 convolution with ``4·Cout`` output channels over
-``x`` zero-padded by one pixel, takes each phase's window of the result and interleaves them with a pixel
-shuffle. The zero padding of the upsampled image is the zero padding of ``x``, so the result equals the
-original block's up to float rounding (the summed taps), at 16 instead of 36 multiply-adds per output pixel
-and input channel. It exports to standard ONNX ops (``Pad``, ``Conv``, ``Slice``, ``DepthToSpace``).
+``x`` zero-padded by one pixel. Its result ``r`` is ``[H+1, W+1]``: phase 0 of output row ``2i`` is ``r[i]``,
+phase 1 of row ``2i+1`` is ``r[i+1]``. With the phases stored in the order (1, 0) along each axis, a pixel
+shuffle of ``r`` puts phase 1 of ``r[y]`` at row ``2y`` and phase 0 at ``2y+1``, so the output is that
+``[2H+2, 2W+2]`` image cropped by one pixel on every side: one convolution, one shuffle, one crop. The zero
+padding of the upsampled image is the zero padding of ``x``, so the result equals the original block's up
+to float rounding (the summed taps), at 16 instead of 36 multiply-adds per output pixel and input channel.
+It exports to standard ONNX ops (``Pad``, ``Conv``, ``DepthToSpace``, ``Slice``).
 """
 from __future__ import annotations
 
@@ -52,7 +55,10 @@ class SubpixelUpConv(nn.Module):
         if not self.applies_to(conv):
             raise ValueError(f"SubpixelUpConv needs a 3x3, padding 1, stride 1, ungrouped Conv2d; got {conv}")
         self.out_channels = conv.out_channels
-        self.weight = nn.Parameter(phase_kernels(conv.weight.detach()), requires_grad=False)
+        kernels = rearrange(phase_kernels(conv.weight.detach()), "(o a b) i p q -> o a b i p q", a=2, b=2)
+        kernels = kernels.flip(1, 2)                             # phase order (1, 0) per axis: see the module doc
+        self.weight = nn.Parameter(rearrange(kernels, "o a b i p q -> (o a b) i p q").contiguous(),
+                                   requires_grad=False)
         bias = None if conv.bias is None else conv.bias.detach().repeat_interleave(4)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
 
@@ -66,10 +72,7 @@ class SubpixelUpConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         phases = F.conv2d(F.pad(x, (1, 1, 1, 1)), self.weight, self.bias)               # [B, 4·Cout, H+1, W+1]
-        phases = rearrange(phases, "b (o a c) y x -> b o a c y x", a=2, c=2)
-        rows = [torch.stack([phases[:, :, a, c, a:a + h, c:c + w] for c in range(2)], dim=2) for a in range(2)]
-        out = torch.stack(rows, dim=2)                                                  # [B, Cout, a, c, H, W]
-        return rearrange(out, "b o a c y x -> b o (y a) (x c)")
+        return F.pixel_shuffle(phases, 2)[..., 1:2 * h + 1, 1:2 * w + 1]
 
 
 class SubpixelUpBlock2d(nn.Module):
