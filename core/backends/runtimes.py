@@ -129,8 +129,11 @@ class GraphSession:
         request = compiled.create_infer_request()
         self.inputs = [i.get_any_name() for i in compiled.inputs]
         outputs = list(compiled.outputs)
-        self._run = lambda feeds: [np.array(r, copy=True) for r in
-                                   (lambda res: [res[o] for o in outputs])(request.infer(feeds))]
+
+        def run(feeds):     # inputs shared, not copied (they outlive the call); outputs copied out of the request
+            result = request.infer(feeds, share_inputs=True)
+            return [np.array(result[o], copy=True) for o in outputs]
+        self._run = run
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Run the graph; ``feeds`` maps input names to float32 C-contiguous arrays."""
