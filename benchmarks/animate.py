@@ -39,10 +39,10 @@ import animate_quality as quality  # noqa: E402
 from animate_inputs import make_inputs, random_checkpoint  # noqa: E402
 from animate_memory import rss_rows  # noqa: E402
 from machine import machine  # noqa: E402
+from naive import naive_loop  # noqa: E402
+from results import clip_psnr, write_section  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "RESULTS.md")
-BEGIN, END = "<!-- animate:begin -->", "<!-- animate:end -->"
 
 
 def paths_for(device: str, batch: int) -> dict[str, dict]:
@@ -73,7 +73,6 @@ def paths_for(device: str, batch: int) -> dict[str, dict]:
 # ----------------------------------------------------------------------------- child: one path
 def run_path(args) -> None:
     from tpsmm.core import AnimationOptions, AnimationPipeline, DrivingFrames, load_model
-    from tpsmm.core.animation.motion import relative_keypoints
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     dev = torch.device(args.device)
@@ -86,24 +85,12 @@ def run_path(args) -> None:
         torch.cuda.reset_peak_memory_stats()
     out = []
 
-    @torch.no_grad()
-    def naive(frames):
-        kp_source = model.kp_detector(source)
-        kp_initial = model.kp_detector(driving[:1])
-        res = []
-        for i in range(frames.shape[0]):
-            kp_d = model.kp_detector(frames[i:i + 1])
-            kp_norm = relative_keypoints(kp_source, kp_d, kp_initial)
-            motion = model.dense_motion_network(source, kp_norm, kp_source)
-            res.append(model.inpainting_network(source, motion).prediction.cpu())
-        return res
-
     def pipeline_run(frames, pipeline):
         clip = DrivingFrames.from_tensor(frames.permute(0, 2, 3, 1))
         return [out.frames.permute(0, 3, 1, 2) for out in pipeline.run(source[0].permute(1, 2, 0), clip)]
 
     if spec is None:
-        fn = naive
+        fn = lambda frames: naive_loop(model, source, frames)  # noqa: E731
     else:
         options = AnimationOptions(mode="relative", batch_size=spec["batch"], dtype=spec["dtype"],
                                    channels_last=spec.get("channels_last"), backend=spec.get("backend", "torch"))
@@ -123,11 +110,6 @@ def run_path(args) -> None:
 
 
 # ----------------------------------------------------------------------------- parent
-def psnr(a, b) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", help="vox-256 checkpoint (default: random weights, same architecture)")
@@ -194,7 +176,7 @@ def main() -> None:
                       f"{'`' + args.rss_checkpoint + '`' if args.rss_checkpoint else 'tiny random 64² model'}:",
                       "", "| backend | frames | peak RSS (MiB) | wall (s) | ratio |", "|---|---|---|---|---|",
                       *rss_rows(tmp, args.rss_checkpoint)]
-    write_section("\n".join(lines), args.device, args.no_write)
+    print(write_section(f"animate-{args.device}", "\n".join(lines), dry=args.no_write))
 
 
 def table_rows(best: dict, outs: dict, device: str) -> list[str]:
@@ -204,28 +186,11 @@ def table_rows(best: dict, outs: dict, device: str) -> list[str]:
              "peak RSS (MiB) |"
              + (" peak GPU (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
     for name, m in best.items():
-        diff, pv, speed = float((outs[name] - ref).abs().max()), psnr(outs[name], ref), m["fps"] / best["naive-fp32"]["fps"]
+        diff, pv, speed = float((outs[name] - ref).abs().max()), clip_psnr(outs[name], ref), m["fps"] / best["naive-fp32"]["fps"]
         extra = f" {m['peak_gpu_mib']:.0f} |" if gpu else ""
         table.append(f"| {name} | {m['fps']:.3f} | {m['ms_per_frame']:.1f} | {speed:.2f}x | {diff:.2e} | "
                      f"{pv:.1f} | {m['peak_rss_mib']:.0f} |{extra}")
     return table
-
-
-def write_section(text: str, device: str, dry: bool) -> None:
-    begin, end = BEGIN.replace("animate", f"animate-{device}"), END.replace("animate", f"animate-{device}")
-    block = f"{begin}\n{text}\n{end}"
-    if dry:
-        print(block)
-        return
-    old = open(RESULTS).read() if os.path.exists(RESULTS) else "# Benchmark results\n"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    with open(RESULTS + ".tmp", "w") as f:
-        f.write(new)
-    os.replace(RESULTS + ".tmp", RESULTS)
-    print(block)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ import time
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import clip_psnr  # noqa: E402
+
 
 def timed(fn, *, device, warmup=2, reps=5):
     """Best-of-``reps`` seconds of ``fn()`` (synchronised on CUDA)."""
@@ -49,11 +52,6 @@ def forward(engine, cache, kp_src, frames: torch.Tensor) -> torch.Tensor:
     loop — frames are rendered only by the pipeline (``pipeline-*`` rows)."""
     kp = engine.detect(frames)
     return engine._core(cache, kp_src.expand(kp.shape[0], -1, -1), kp, None)[0].prediction
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return 99.0 if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def build(args, device):
@@ -86,7 +84,7 @@ def engine_rows(model, args, device, emit):
             ref.setdefault(b, out.float())
             sec = timed(step, device=device)
             row = dict(row=f"torch-{name}-b{b}", ms_per_frame=1000 * sec / b, frames_per_s=b / sec,
-                       max_abs=float((out.float() - ref[b]).abs().max()), psnr=psnr(out, ref[b]))
+                       max_abs=float((out.float() - ref[b]).abs().max()), psnr=clip_psnr(out, ref[b]))
             emit(row)
             if args.compile and name == "bf16" and b == max(args.batches):     # one compile: it is slow to build
                 try:

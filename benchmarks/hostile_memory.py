@@ -29,8 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from hostile_server import WORKFLOW, HostileComfy  # noqa: E402
 from machine import cpu_features, cpu_name  # noqa: E402
+from results import write_section  # noqa: E402
 
-MARK = ("<!-- hostile-memory:begin -->", "<!-- hostile-memory:end -->")
 
 
 WRAP = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
@@ -93,23 +93,14 @@ def main() -> None:
         load = f"from tpsmm.core.model.checkpoint import read_official; read_official({path!r})"
         rows.append((f".pth.tar of {os.path.getsize(path) >> 10} KiB inflating to {args.gib:g} GiB",
                      *peak_mib([sys.executable, "-c", load], d)))
-    table = [MARK[0], f"### Client memory against hostile inputs ({datetime.date.today()})", "",
+    table = [f"### Client memory against hostile inputs ({datetime.date.today()})", "",
              f"`python benchmarks/hostile_memory.py --gib {args.gib:g}`; machine: {cpu_name()} ({cpu_features()}), "
              f"{platform.system()}, "
              "2 cores shared with other jobs. Peak RSS of each child process (`getrusage(RUSAGE_CHILDREN).ru_maxrss` "
              "in a fresh wrapper); the first row is the interpreter with torch and the client imported.", "",
              "| case | peak RSS (MiB) | seconds | the one line it ends with |", "|---|---|---|---|"]
     table += [f"| {label} | {mib:.0f} | {took:.1f} | {line.replace('|', '/')} |" for label, mib, took, line in rows]
-    table += [MARK[1]]
-    print("\n".join(table))
-    results = os.path.join(HERE, "RESULTS.md")
-    text = open(results, encoding="utf-8").read()
-    if MARK[0] in text:
-        text = text[:text.index(MARK[0])] + "\n".join(table) + text[text.index(MARK[1]) + len(MARK[1]):]
-    else:
-        text = text.rstrip() + "\n\n" + "\n".join(table) + "\n"
-    with open(results, "w", encoding="utf-8") as f:
-        f.write(text)
+    print(write_section("hostile-memory", "\n".join(table)))
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ RENDERING_MODULES = {
     "core/model/container.py": "generate_frames: one dense-motion + inpainting pass, no loop",
     "trainer/batch_losses.py": "the training forward: one batch, to compute the losses",
     "trainer/avd_train.py": "one batch of pictures of the AVD keypoints",
-    "benchmarks/animate.py": "the release's per-frame loop, timed as the baseline the pipeline is compared to",
+    "benchmarks/naive.py": "the release's per-frame loop, timed as the baseline the pipeline is compared to",
     "benchmarks/gpu_check.py": "times the engine's networks on one batch (GPU figures): no loop over a clip",
     "core/animation/engine.py": "make_engine builds the torch engine the pipeline drives; it renders nothing itself",
 }
