@@ -186,7 +186,8 @@ def table_rows(best: dict, outs: dict, device: str) -> list[str]:
              "peak RSS (MiB) |"
              + (" peak GPU (MiB) |" if gpu else ""), "|---|---|---|---|---|---|---|" + ("---|" if gpu else "")]
     for name, m in best.items():
-        diff, pv, speed = float((outs[name] - ref).abs().max()), clip_psnr(outs[name], ref), m["fps"] / best["naive-fp32"]["fps"]
+        diff, pv = float((outs[name] - ref).abs().max()), clip_psnr(outs[name], ref)
+        speed = m["fps"] / best["naive-fp32"]["fps"]
         extra = f" {m['peak_gpu_mib']:.0f} |" if gpu else ""
         table.append(f"| {name} | {m['fps']:.3f} | {m['ms_per_frame']:.1f} | {speed:.2f}x | {diff:.2e} | "
                      f"{pv:.1f} | {m['peak_rss_mib']:.0f} |{extra}")

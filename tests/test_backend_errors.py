@@ -100,7 +100,7 @@ def test_missing_runtime_names_the_pip_command(setup, monkeypatch):
 @pytest.mark.skipif(not installed("openvino"), reason="openvino is not installed")
 def test_runtime_that_cannot_use_the_device(setup):
     root, _, _ = setup
-    with pytest.raises(BackendError, match="use --device cpu or --backend torch"):
+    with pytest.raises(BackendError, match="use the cpu device or the torch backend"):
         GraphSession("openvino", str(root / "good" / "keypoints.onnx"), device=torch.device("cuda"),
                      dtype=torch.float32)
 

@@ -36,7 +36,7 @@ def require(name: str):
         return importlib.import_module(RUNTIMES[name])
     except ImportError:
         raise BackendError(f"backend {name}: the runtime is not installed; "
-                           f"pip install \"tpsmm[{name}]\" (or choose --backend torch)") from None
+                           f"pip install \"tpsmm[{name}]\" (or choose the torch backend)") from None
 
 
 def installed(name: str) -> bool:
@@ -96,10 +96,11 @@ class GraphSession:
         if device.type == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendError("backend onnxruntime: this onnxruntime has no CUDA execution provider; "
-                                   "pip install onnxruntime-gpu, or use --device cpu or --backend torch")
+                                   "pip install onnxruntime-gpu, or use the cpu device or the torch backend")
             providers = [("CUDAExecutionProvider", {"device_id": device.index or 0})] + providers
         elif device.type != "cpu":
-            raise BackendError(f"backend onnxruntime: cannot run on {device.type}; use --device cpu or --backend torch")
+            raise BackendError(f"backend onnxruntime: cannot run on {device.type}; "
+                               "use the cpu device or the torch backend")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:
@@ -112,7 +113,7 @@ class GraphSession:
                   threads: int | None) -> None:
         if device.type != "cpu":
             raise BackendError(f"backend openvino: runs on the CPU here, not on {device.type}; "
-                               "use --device cpu or --backend torch")
+                               "use the cpu device or the torch backend")
         core = ov.Core()
         if cache_dir:
             core.set_property({"CACHE_DIR": cache_dir})
