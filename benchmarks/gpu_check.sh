@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One short GPU lease, run from the repository root: renderer rows on the GPU (benchmarks/gpu_check.py), a ~60 s
-# training run, then the CPU benchmark (benchmarks/animate.py) on the host's own CPU pinned to CPU_CORES cores —
+# training run, then the bf16 ceiling (benchmarks/bf16_ceiling.py) and the CPU benchmark (benchmarks/animate.py) on the
+# host's own CPU pinned to CPU_CORES cores —
 # lease hosts have had AMX Xeons, the only place here to measure bf16 with AMX.
 #
 # The lease's image lacks kornia, PyAV and OpenVINO, and the transfer is capped at 64 MiB, so stage them in an
