@@ -1,8 +1,8 @@
 """bfloat16 convolution trunks, float32 geometry: the networks' precision policy written into an OpenVINO model.
 
 On the torch path ``--dtype bfloat16`` runs the convolution trunks (convolutions, their normalisation,
-activations, pooling, upsampling, pixel shuffles and skip concatenations) in bfloat16 and keeps the TPS solve, heatmaps,
-grids, every ``grid_sample``, the softmax, sigmoids and blends in float32
+activations, pooling, upsampling, pixel shuffles and skip concatenations) in bfloat16 and keeps the TPS solve,
+heatmaps, grids, every ``grid_sample``, the softmax, sigmoids and blends in float32
 (:mod:`tpsmm.core.networks.precision`). OpenVINO's own bfloat16 mode (the ``INFERENCE_PRECISION_HINT``
 ``bf16``) instead rounds every op, grid coordinates included: a bf16 coordinate near 1 is off by up to
 2⁻⁸ of the half-width (half a pixel at 256²), which costs about 25 dB (33.8 dB PSNR against float32 on
