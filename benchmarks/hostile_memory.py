@@ -31,8 +31,6 @@ from hostile_server import WORKFLOW, HostileComfy  # noqa: E402
 from machine import cpu_features, cpu_name  # noqa: E402
 from results import write_section  # noqa: E402
 
-
-
 WRAP = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 

@@ -6,7 +6,7 @@ device it cannot use) is a :class:`BackendError` with one line naming the runtim
 
 Precision: ``float32`` is float32 on both runtimes — OpenVINO gets the float32 inference-precision
 hint, without which it picks bfloat16 by itself on AMX CPUs. ``bfloat16`` is the networks' mixed policy on
-OpenVINO (CPUs with AVX512-BF16 or AMX): convolutions in bf16, the rest in float32
+OpenVINO (CPUs with AVX512-BF16 or AMX): the convolution trunks in bf16, the rest in float32
 (:mod:`.mixed_precision`). ONNX Runtime has no bfloat16 CPU kernels, so there it is refused by
 :func:`runtime_dtype` with a warning and float32 is used.
 """
@@ -117,7 +117,7 @@ class GraphSession:
         core = ov.Core()
         if cache_dir:
             core.set_property({"CACHE_DIR": cache_dir})
-        # float32 hint in both precisions: bfloat16 is written into the model (convolutions only), so
+        # float32 hint in both precisions: bfloat16 is written into the model (the convolution trunks), so
         # OpenVINO rounds nothing else
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
         if threads:
